@@ -1,0 +1,71 @@
+//! `conveyor-api`: migrates the database, then serves the admin API until SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use conveyor_api::{router, AppState, Auth};
+use queue_core::{bootstrap, Catalog, Config, Conveyor};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Conveyor's admin HTTP API")]
+struct Args {
+    /// Configuration file (default: $CONVEYOR_CONFIG or config/conveyor.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve without any token check. Only for local experiments.
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = Arc::new(Config::load(args.config.as_deref())?);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let auth = if args.insecure_no_auth {
+        tracing::warn!("serving WITHOUT authentication (--insecure-no-auth)");
+        Auth::Disabled
+    } else if config.api.admin_tokens.is_empty() && config.api.viewer_tokens.is_empty() {
+        anyhow::bail!("configuration key `api.admin_tokens`: no token configured (set CONVEYOR_ADMIN_TOKENS, or start with --insecure-no-auth)");
+    } else {
+        Auth::Tokens {
+            admin: config.api.admin_tokens.clone(),
+            viewer: config.api.viewer_tokens.clone(),
+        }
+    };
+
+    let store = bootstrap::connect_store(&config, false).await?;
+    store.migrate().await.context("applying migrations")?;
+    let broker = bootstrap::connect_broker(&config).await?;
+    let conveyor = Conveyor::new(store, broker, config.clone(), Arc::new(Catalog::builtin()));
+
+    let listener = tokio::net::TcpListener::bind(&config.api.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "configuration key `api.addr`: cannot listen on {}",
+                config.api.addr
+            )
+        })?;
+    tracing::info!(addr = %config.api.addr, "conveyor-api listening");
+    let shutdown = bootstrap::shutdown_on_signals();
+    axum::serve(listener, router(AppState::new(conveyor, auth)))
+        .with_graceful_shutdown(async move { shutdown.drain.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,174 @@
+//! Job routes: create, bulk create, read.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use queue_core::job::{Backoff, Execution, Job, NewJob, Priority};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::AppState;
+
+/// Body of `POST /api/admin/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateJob {
+    pub queue_name: String,
+    pub job_type: String,
+    pub payload: Value,
+    pub priority: Option<Priority>,
+    pub max_attempts: Option<u32>,
+    pub delay_ms: Option<u64>,
+    pub run_at: Option<DateTime<Utc>>,
+    pub timeout_ms: Option<u64>,
+    pub idempotency_key: Option<String>,
+    pub backoff: Option<BackoffBody>,
+}
+
+/// `backoff` of a create body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackoffBody {
+    #[serde(rename = "type")]
+    pub kind: BackoffKind,
+    pub delay_ms: u64,
+    pub max_delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackoffKind {
+    Fixed,
+    Exponential,
+}
+
+/// Longest delay accepted (one year), so run-at arithmetic cannot overflow.
+const MAX_DELAY_MS: u64 = 365 * 24 * 3_600_000;
+
+impl CreateJob {
+    pub fn into_new_job(self) -> Result<NewJob, ApiError> {
+        let run_at = match (self.delay_ms, self.run_at) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "delayMs",
+                    "give delayMs or runAt, not both",
+                ))
+            }
+            (Some(ms), None) if ms > MAX_DELAY_MS => {
+                return Err(ApiError::invalid(
+                    "delayMs",
+                    format!("must be at most {MAX_DELAY_MS}"),
+                ))
+            }
+            (Some(ms), None) => Some(Utc::now() + chrono::Duration::milliseconds(ms as i64)),
+            (None, at) => at,
+        };
+        let backoff = self.backoff.map(|b| match b.kind {
+            BackoffKind::Fixed => Backoff::Fixed {
+                delay_ms: b.delay_ms,
+            },
+            BackoffKind::Exponential => Backoff::Exponential {
+                delay_ms: b.delay_ms,
+                max_delay_ms: b.max_delay_ms.unwrap_or(600_000.max(b.delay_ms)),
+                jitter: true,
+            },
+        });
+        Ok(NewJob {
+            queue: self.queue_name,
+            job_type: self.job_type,
+            payload: self.payload,
+            priority: self.priority.unwrap_or_default(),
+            max_attempts: self.max_attempts,
+            run_at,
+            timeout_ms: self.timeout_ms,
+            idempotency_key: self.idempotency_key,
+            backoff,
+            parent_id: None,
+        })
+    }
+}
+
+/// `POST /api/admin/jobs` → 201 with the job (200 with the existing one when the
+/// idempotency key matched).
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateJob>,
+) -> Result<Response, ApiError> {
+    let enqueued = state.conveyor.enqueue(body.into_new_job()?).await?;
+    let status = if enqueued.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!("/api/admin/jobs/{}", enqueued.job.id);
+    Ok((status, [(header::LOCATION, location)], Json(enqueued.job)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    pub jobs: Vec<CreateJob>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BulkCreated {
+    pub ids: Vec<Uuid>,
+}
+
+/// `POST /api/admin/jobs/bulk` → 201 `{ids}`; all or nothing.
+pub async fn create_bulk(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<BulkBody>,
+) -> Result<Response, ApiError> {
+    if body.jobs.is_empty() {
+        return Err(ApiError::invalid("jobs", "must hold at least one job"));
+    }
+    let jobs = body
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, j)| {
+            j.into_new_job().map_err(|mut e| {
+                e.message = format!("jobs[{i}].{}", e.message);
+                e
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids = state.conveyor.enqueue_many(jobs).await?;
+    Ok((StatusCode::CREATED, Json(BulkCreated { ids })).into_response())
+}
+
+/// A job with its attempts.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobWithExecutions {
+    #[serde(flatten)]
+    pub job: Job,
+    pub executions: Vec<Execution>,
+}
+
+/// Parses a path id, naming it when malformed.
+pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a valid UUID")))
+}
+
+/// `GET /api/admin/jobs/:id`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobWithExecutions>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = state.conveyor.store();
+    let job = store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))?;
+    let executions = store.executions(id).await?;
+    Ok(Json(JobWithExecutions { job, executions }))
+}

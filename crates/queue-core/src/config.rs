@@ -1,0 +1,359 @@
+//! Configuration: `config/conveyor.toml` (or `--config` / `CONVEYOR_CONFIG`), then
+//! `CONVEYOR__SECTION__KEY` environment overrides, then the shorthands of SPEC §2.
+//! A bad value stops the binary at start with one line naming the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::job::Backoff;
+
+/// The default configuration file, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/conveyor.toml";
+
+/// Everything a Conveyor binary can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueConfig>,
+    /// Sections owned by other crates (providers, wikidata, storage, scheduler, …),
+    /// kept as raw values so this crate does not reject them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/conveyor".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    pub url: String,
+    /// Key prefix: every key is `{prefix}:{queue}:…`, so many runs can share a Redis.
+    pub prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "conveyor".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub addr: String,
+    pub body_limit_bytes: usize,
+    /// Bearer tokens with full rights (never logged).
+    #[serde(skip_serializing)]
+    pub admin_tokens: Vec<String>,
+    /// Bearer tokens for GET routes only.
+    #[serde(skip_serializing)]
+    pub viewer_tokens: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            body_limit_bytes: 1 << 20,
+            admin_tokens: Vec::new(),
+            viewer_tokens: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// How long a claimed job stays leased without a heartbeat.
+    pub lease_ms: u64,
+    pub heartbeat_ms: u64,
+    /// How long SIGTERM waits for running jobs before giving them back.
+    pub drain_timeout_ms: u64,
+    /// How long a handler may ignore its cancellation before it is aborted.
+    pub abort_grace_ms: u64,
+    /// How often waiting jobs missing from Redis are looked for.
+    pub reconcile_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            lease_ms: 30_000,
+            heartbeat_ms: 10_000,
+            drain_timeout_ms: 30_000,
+            abort_grace_ms: 5_000,
+            reconcile_ms: 5_000,
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+    pub fn abort_grace(&self) -> Duration {
+        Duration::from_millis(self.abort_grace_ms)
+    }
+}
+
+/// Settings of one queue (SPEC §3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Jobs run at once per worker process.
+    pub concurrency: u32,
+    /// Default attempts per job (a job's `maxAttempts` wins).
+    pub attempts: u32,
+    pub timeout_ms: u64,
+    pub backoff: Backoff,
+    pub rate_limit: RateLimit,
+    pub retention: Retention,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 5,
+            attempts: 3,
+            timeout_ms: 300_000,
+            backoff: Backoff::Exponential {
+                delay_ms: 5_000,
+                max_delay_ms: 600_000,
+                jitter: true,
+            },
+            rate_limit: RateLimit::default(),
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// At most `max` job starts per `duration_ms`, shared by every worker of the queue.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    /// 0 means no limit.
+    pub max: u32,
+    pub duration_ms: u64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            max: 0,
+            duration_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub completed_max_age_s: u64,
+    pub failed_max_age_s: u64,
+    /// Newest completed records always kept (0 = no count cap).
+    pub keep_completed: u64,
+    pub keep_failed: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            completed_max_age_s: 604_800,
+            failed_max_age_s: 2_592_000,
+            keep_completed: 0,
+            keep_failed: 0,
+        }
+    }
+}
+
+/// A configuration value that cannot be used, naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration key `{key}`: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file at `path` (or `CONVEYOR_CONFIG`, or the default path), then the
+    /// environment. A missing default file is allowed (built-in defaults apply); a
+    /// missing file that was asked for is an error.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_path = std::env::var_os("CONVEYOR_CONFIG").map(PathBuf::from);
+        let explicit = path.map(Path::to_path_buf).or(env_path);
+        let file = match &explicit {
+            Some(p) if !p.exists() => {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} does not exist", p.display()),
+                ))
+            }
+            Some(p) => p.clone(),
+            None => PathBuf::from(DEFAULT_CONFIG_PATH),
+        };
+        Self::from_figment(Figment::new().merge(Toml::file(file)))
+    }
+
+    /// Builds from a TOML string plus the environment (used by tests).
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    fn from_figment(base: Figment) -> Result<Self, ConfigError> {
+        let mut figment = base.merge(Env::prefixed("CONVEYOR__").split("__"));
+        for (var, key) in [
+            ("DATABASE_URL", "database.url"),
+            ("REDIS_URL", "redis.url"),
+            ("CONVEYOR_API_ADDR", "api.addr"),
+            ("CONVEYOR_REDIS_PREFIX", "redis.prefix"),
+        ] {
+            if let Ok(value) = std::env::var(var) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
+        for (var, key) in [
+            ("CONVEYOR_ADMIN_TOKENS", "api.admin_tokens"),
+            ("CONVEYOR_VIEWER_TOKENS", "api.viewer_tokens"),
+        ] {
+            if let Ok(value) = std::env::var(var) {
+                let tokens: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect();
+                figment = figment.merge(Serialized::default(key, tokens));
+            }
+        }
+        let config: Config = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            ConfigError::new(
+                if key.is_empty() {
+                    "(file)".to_string()
+                } else {
+                    key
+                },
+                e.kind.to_string(),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The checks serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.redis.prefix.is_empty() || self.redis.prefix.contains(['{', '}']) {
+            return Err(ConfigError::new(
+                "redis.prefix",
+                "must be non-empty and contain no braces",
+            ));
+        }
+        if self.database.max_connections < 2 {
+            return Err(ConfigError::new(
+                "database.max_connections",
+                "must be at least 2",
+            ));
+        }
+        let w = &self.worker;
+        for (key, value) in [
+            ("worker.lease_ms", w.lease_ms),
+            ("worker.heartbeat_ms", w.heartbeat_ms),
+            ("worker.reconcile_ms", w.reconcile_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be greater than 0"));
+            }
+        }
+        if w.heartbeat_ms >= w.lease_ms {
+            return Err(ConfigError::new(
+                "worker.heartbeat_ms",
+                "must be shorter than worker.lease_ms",
+            ));
+        }
+        for (name, q) in &self.queues {
+            let key = |k: &str| format!("queues.{name}.{k}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(ConfigError::new(
+                    format!("queues.{name}"),
+                    "queue names use letters, digits, '_' and '-'",
+                ));
+            }
+            if q.concurrency == 0 {
+                return Err(ConfigError::new(key("concurrency"), "must be at least 1"));
+            }
+            if q.attempts == 0 {
+                return Err(ConfigError::new(key("attempts"), "must be at least 1"));
+            }
+            if q.timeout_ms == 0 {
+                return Err(ConfigError::new(
+                    key("timeout_ms"),
+                    "must be greater than 0",
+                ));
+            }
+            if q.rate_limit.max > 0 && q.rate_limit.duration_ms == 0 {
+                return Err(ConfigError::new(
+                    key("rate_limit.duration_ms"),
+                    "must be greater than 0",
+                ));
+            }
+            q.backoff
+                .validate()
+                .map_err(|m| ConfigError::new(key("backoff"), m))?;
+        }
+        Ok(())
+    }
+
+    /// The settings of `queue`, if it is configured.
+    pub fn queue(&self, queue: &str) -> Option<&QueueConfig> {
+        self.queues.get(queue)
+    }
+}

@@ -1,0 +1,120 @@
+//! Error types of the engine's layers. Policy: libraries return these typed enums;
+//! binaries wrap them in `anyhow` at the edge; the API maps them to status codes in
+//! one place. Messages name the field and the reason, never internals of a store.
+
+use uuid::Uuid;
+
+/// A PostgreSQL failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Query(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// True when the database could not be reached (as opposed to a bad query).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e),
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
+            {
+                Self::Unavailable(e)
+            }
+            other => Self::Query(other),
+        }
+    }
+}
+
+/// A Redis failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected reply from redis script: {0}")]
+    Protocol(String),
+}
+
+/// Why an enqueue was refused. Every variant but `Store` is the caller's fault and
+/// left nothing behind.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("queueName: unknown queue `{queue}`; valid values: {valid}")]
+    UnknownQueue { queue: String, valid: String },
+    #[error("jobType: unknown job type `{job_type}` for queue `{queue}`; valid values: {valid}")]
+    UnknownJobType {
+        queue: String,
+        job_type: String,
+        valid: String,
+    },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("jobs: a bulk holds at most {max} jobs, got {got}")]
+    TooMany { max: usize, got: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EnqueueError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error for the job at `index` of a bulk.
+    pub fn in_bulk(self, index: usize) -> Self {
+        let prefix = |f: &str| format!("jobs[{index}].{f}");
+        match self {
+            Self::UnknownQueue { queue, valid } => Self::Invalid {
+                field: prefix("queueName"),
+                message: format!("unknown queue `{queue}`; valid values: {valid}"),
+            },
+            Self::UnknownJobType {
+                queue,
+                job_type,
+                valid,
+            } => Self::Invalid {
+                field: prefix("jobType"),
+                message: format!(
+                    "unknown job type `{job_type}` for queue `{queue}`; valid values: {valid}"
+                ),
+            },
+            Self::Invalid { field, message } => Self::Invalid {
+                field: prefix(&field),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+/// A job that is not where an operation needs it.
+#[derive(Debug, thiserror::Error)]
+pub enum JobStateError {
+    #[error("job {0} not found")]
+    NotFound(Uuid),
+    #[error("job {id} is {status}: {message}")]
+    Conflict {
+        id: Uuid,
+        status: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,160 @@
+//! The handler API: what a processor implements for its job types, and the registry
+//! a worker dispatches with.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::Value;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use uuid::Uuid;
+
+use crate::catalog::{decode_payload, Catalog, JobType};
+use crate::worker::progress::ProgressSink;
+
+/// How an attempt failed, as the handler sees it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JobError {
+    /// Try again after the queue's or job's backoff (while attempts remain).
+    #[error("{0}")]
+    Retryable(String),
+    /// Retrying cannot help: FAILED now, whatever attempts remain.
+    #[error("{0}")]
+    Permanent(String),
+    /// Try again no sooner than `after` (a provider's `Retry-After`).
+    #[error("{message}")]
+    RetryAfter { after: Duration, message: String },
+}
+
+impl JobError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::Retryable(message.into())
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent(message.into())
+    }
+    pub fn retry_after(after: Duration, message: impl Into<String>) -> Self {
+        Self::RetryAfter {
+            after,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a handler gets besides its payload.
+#[derive(Clone)]
+pub struct JobContext {
+    pub job_id: Uuid,
+    pub queue: Arc<str>,
+    pub job_type: Arc<str>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    cancel: CancellationToken,
+    progress: ProgressSink,
+}
+
+impl JobContext {
+    pub(crate) fn new(
+        job_id: Uuid,
+        queue: Arc<str>,
+        job_type: Arc<str>,
+        attempt: u32,
+        max_attempts: u32,
+        cancel: CancellationToken,
+        progress: ProgressSink,
+    ) -> Self {
+        Self {
+            job_id,
+            queue,
+            job_type,
+            attempt,
+            max_attempts,
+            cancel,
+            progress,
+        }
+    }
+
+    /// Resolves when the job is cancelled or timed out; a handler should then stop.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    pub fn cancellation_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Reports progress (0–100) with a message. Cheap: writes are coalesced and
+    /// flushed in batches, so calling it often costs nothing.
+    pub fn progress(&self, percent: u8, message: impl Into<String>) {
+        self.progress
+            .report(self.job_id, self.attempt, percent.min(100), message.into());
+    }
+}
+
+/// A processor of one job type `J`.
+pub trait Handler<J: JobType>: Send + Sync + 'static {
+    fn run(
+        &self,
+        payload: J::Payload,
+        ctx: JobContext,
+    ) -> impl Future<Output = Result<Value, JobError>> + Send;
+}
+
+type ErasedRun =
+    dyn Fn(&Value, JobContext) -> BoxFuture<'static, Result<Value, JobError>> + Send + Sync;
+
+/// Job type name → handler, plus the catalog of the registered types.
+#[derive(Clone, Default)]
+pub struct HandlerRegistry {
+    handlers: HashMap<&'static str, Arc<ErasedRun>>,
+    catalog: Catalog,
+}
+
+impl HandlerRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `handler` for `J`. A payload that does not decode fails the job
+    /// permanently, naming the field.
+    pub fn register<J: JobType, H: Handler<J>>(&mut self, handler: H) -> &mut Self {
+        let handler = Arc::new(handler);
+        let run: Arc<ErasedRun> =
+            Arc::new(
+                move |payload: &Value, ctx: JobContext| match decode_payload::<J>(payload) {
+                    Ok(decoded) => {
+                        let handler = handler.clone();
+                        async move { handler.run(decoded, ctx).await }.boxed()
+                    }
+                    Err(e) => futures::future::ready(Err(JobError::Permanent(format!(
+                        "invalid payload: {e}"
+                    ))))
+                    .boxed(),
+                },
+            );
+        self.handlers.insert(J::NAME, run);
+        self.catalog.add::<J>();
+        self
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub(crate) fn get(&self, job_type: &str) -> Option<Arc<ErasedRun>> {
+        self.handlers.get(job_type).cloned()
+    }
+
+    /// Queues that have at least one registered job type.
+    pub fn handles_queue(&self, queue: &str) -> bool {
+        !self.catalog.types_of(queue).is_empty()
+    }
+}

@@ -1,0 +1,269 @@
+//! The claim (the fence) and every later write of an attempt, each guarded by the
+//! attempt number the claim returned.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Store;
+use crate::error::StoreError;
+
+/// A job a worker now holds.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: Uuid,
+    pub job_type: String,
+    pub payload: Value,
+    /// The attempt this claim started (the fencing token).
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub priority: i32,
+    pub timeout_ms: Option<i32>,
+    pub backoff: Option<Value>,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Where a finished attempt leaves its job.
+#[derive(Debug, Clone)]
+pub enum FinalState {
+    Completed(Value),
+    /// Failed with attempts left: RETRYING until `run_at`.
+    Retrying {
+        error: String,
+        run_at: DateTime<Utc>,
+    },
+    /// FAILED for good.
+    Failed(String),
+    Cancelled(String),
+}
+
+impl FinalState {
+    fn parts(
+        &self,
+    ) -> (
+        &'static str,
+        Option<&Value>,
+        Option<&str>,
+        Option<DateTime<Utc>>,
+        &'static str,
+    ) {
+        match self {
+            Self::Completed(v) => ("COMPLETED", Some(v), None, None, "COMPLETED"),
+            Self::Retrying { error, run_at } => {
+                ("RETRYING", None, Some(error), Some(*run_at), "FAILED")
+            }
+            Self::Failed(e) => ("FAILED", None, Some(e), None, "FAILED"),
+            Self::Cancelled(e) => ("CANCELLED", None, Some(e), None, "CANCELLED"),
+        }
+    }
+}
+
+/// One finished attempt, ready to be written.
+#[derive(Debug, Clone)]
+pub struct FinishedAttempt {
+    pub id: Uuid,
+    pub attempt: i32,
+    pub worker_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub state: FinalState,
+}
+
+/// The latest progress of a running attempt.
+#[derive(Debug, Clone)]
+pub struct ProgressUpdate {
+    pub id: Uuid,
+    pub attempt: i32,
+    pub percent: i16,
+    pub message: String,
+}
+
+impl Store {
+    /// Claims `ids` for `worker_id` in one statement: RUNNING, attempts + 1. Ids whose
+    /// record is not waiting (done, cancelled, running elsewhere, not due yet) are
+    /// left out of the answer; the caller drops them.
+    pub async fn claim(
+        &self,
+        ids: &[Uuid],
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        Ok(sqlx::query_as(
+            "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, started_at = now(), worker_id = $2,
+                             progress = 0, progress_message = NULL,
+                             lease_expires_at = now() + make_interval(secs => $3)
+             WHERE id = ANY($1) AND status IN ('PENDING', 'DELAYED', 'RETRYING') AND NOT cancel_requested
+               AND run_at <= now() + interval '1 second'
+             RETURNING id, job_type, payload, attempts, max_attempts, priority, timeout_ms, backoff, started_at",
+        )
+        .bind(ids)
+        .bind(worker_id)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Extends the leases of the attempts a live worker still runs.
+    pub async fn renew_leases(
+        &self,
+        held: &[(Uuid, i32)],
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $4)
+             FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
+             WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'RUNNING' AND j.worker_id = $3",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(worker_id)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes finished attempts in one statement (job rows and their execution rows).
+    /// Only rows still RUNNING the same attempt change; a retry of a job whose
+    /// cancellation was requested meanwhile ends CANCELLED. Returns the ids written
+    /// with the status they got.
+    pub async fn finish(
+        &self,
+        batch: &[FinishedAttempt],
+    ) -> Result<Vec<(Uuid, String)>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = batch.len();
+        let (mut ids, mut attempts, mut workers, mut started, mut finished) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut statuses, mut results, mut errors, mut run_ats, mut exec_statuses) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for f in batch {
+            let (status, result, error, run_at, exec_status) = f.state.parts();
+            ids.push(f.id);
+            attempts.push(f.attempt);
+            workers.push(f.worker_id.as_str());
+            started.push(f.started_at);
+            finished.push(f.finished_at);
+            statuses.push(status);
+            results.push(result);
+            errors.push(error);
+            run_ats.push(run_at);
+            exec_statuses.push(exec_status);
+        }
+        Ok(sqlx::query_as(
+            "WITH input AS (
+                SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+                                     $6::text[], $7::jsonb[], $8::text[], $9::timestamptz[], $10::text[])
+                    AS t(id, attempt, worker_id, started_at, finished_at, status, result, error, run_at, exec_status)
+             ), updated AS (
+                UPDATE jobs j SET
+                    status = CASE WHEN j.cancel_requested AND i.status = 'RETRYING' THEN 'CANCELLED' ELSE i.status END,
+                    result = i.result,
+                    error = i.error,
+                    run_at = COALESCE(i.run_at, j.run_at),
+                    completed_at = CASE WHEN i.status = 'RETRYING' AND NOT j.cancel_requested THEN NULL ELSE i.finished_at END,
+                    progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,
+                    dispatched_at = CASE WHEN i.status = 'RETRYING' THEN NULL ELSE j.dispatched_at END,
+                    lease_expires_at = NULL
+                FROM input i
+                WHERE j.id = i.id AND j.status = 'RUNNING' AND j.attempts = i.attempt
+                RETURNING j.id, j.status
+             ), logged AS (
+                INSERT INTO job_executions (job_id, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
+                SELECT i.id, i.attempt, i.worker_id, i.exec_status, i.started_at, i.finished_at,
+                       GREATEST(0, (extract(epoch FROM i.finished_at - i.started_at) * 1000)::bigint), i.error
+                FROM input i JOIN updated u ON u.id = i.id
+                ON CONFLICT (job_id, attempt) DO NOTHING
+             )
+             SELECT id, status FROM updated",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&workers)
+        .bind(&started)
+        .bind(&finished)
+        .bind(&statuses)
+        .bind(&results)
+        .bind(&errors)
+        .bind(&run_ats)
+        .bind(&exec_statuses)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Gives attempts back without counting them (graceful shutdown): PENDING again,
+    /// attempts − 1. Returns the ids given back.
+    pub async fn release(&self, held: &[(Uuid, i32)]) -> Result<Vec<Uuid>, StoreError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
+        Ok(sqlx::query_scalar(
+            "UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED' ELSE 'PENDING' END,
+                    completed_at = CASE WHEN j.cancel_requested THEN now() END,
+                    attempts = j.attempts - 1, started_at = NULL, worker_id = NULL, run_at = now(),
+                    lease_expires_at = NULL,
+                    dispatched_at = NULL
+             FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
+             WHERE j.id = h.id AND j.status = 'RUNNING' AND j.attempts = h.attempt
+             RETURNING j.id",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Writes the latest progress of running attempts (stale attempts are ignored).
+    pub async fn write_progress(&self, updates: &[ProgressUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = updates.iter().map(|u| u.id).collect();
+        let attempts: Vec<i32> = updates.iter().map(|u| u.attempt).collect();
+        let percents: Vec<i16> = updates.iter().map(|u| u.percent).collect();
+        let messages: Vec<&str> = updates.iter().map(|u| u.message.as_str()).collect();
+        sqlx::query(
+            "UPDATE jobs j SET progress = u.percent, progress_message = u.message
+             FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::text[]) AS u(id, attempt, percent, message)
+             WHERE j.id = u.id AND j.attempts = u.attempt AND j.status = 'RUNNING'",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&percents)
+        .bind(&messages)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// True while the attempt is still the job's current, running one and nobody
+    /// asked to cancel it (polled by workers as a fallback to the cancel channel).
+    pub async fn cancel_requested(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE id = ANY($1) AND status = 'RUNNING' AND cancel_requested",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

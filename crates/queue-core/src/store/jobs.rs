@@ -1,0 +1,191 @@
+//! Inserting and reading job records.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::Store;
+use crate::error::StoreError;
+use crate::job::{Execution, Job, JobStatus};
+
+/// A record to insert, with every default already resolved.
+#[derive(Debug, Clone)]
+pub struct InsertedJob {
+    pub id: Uuid,
+    pub queue: String,
+    pub job_type: String,
+    pub payload: Value,
+    pub max_attempts: i32,
+    pub priority: i32,
+    pub parent_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    pub run_at: Option<DateTime<Utc>>,
+    pub timeout_ms: Option<i32>,
+    pub backoff: Option<Value>,
+}
+
+/// Filters of the job list.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub queue: Option<String>,
+    pub status: Option<JobStatus>,
+    pub job_type: Option<String>,
+    pub parent_id: Option<Uuid>,
+}
+
+const JOB_COLUMNS: &str = "id, queue_name, job_type, status, payload, result, error, attempts, max_attempts, \
+     priority, progress, progress_message, parent_id, idempotency_key, run_at, timeout_ms, created_at, \
+     started_at, completed_at, cancel_requested";
+
+/// Inserts `jobs` in one statement and returns the records created. A job whose
+/// idempotency key already has a job in its queue is left out (see
+/// [`existing_by_key`]).
+pub(crate) async fn insert_many(
+    conn: &mut PgConnection,
+    jobs: &[InsertedJob],
+) -> Result<Vec<Job>, StoreError> {
+    let n = jobs.len();
+    let (mut ids, mut queues, mut types, mut payloads) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut max_attempts, mut priorities, mut parents, mut keys) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut run_ats, mut timeouts, mut backoffs) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for j in jobs {
+        ids.push(j.id);
+        queues.push(j.queue.as_str());
+        types.push(j.job_type.as_str());
+        payloads.push(&j.payload);
+        max_attempts.push(j.max_attempts);
+        priorities.push(j.priority);
+        parents.push(j.parent_id);
+        keys.push(j.idempotency_key.as_deref());
+        run_ats.push(j.run_at);
+        timeouts.push(j.timeout_ms);
+        backoffs.push(j.backoff.as_ref());
+    }
+    let sql = format!(
+        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, priority, parent_id, \
+                           idempotency_key, run_at, timeout_ms, backoff)
+         SELECT id, queue_name, job_type,
+                CASE WHEN run_at > now() THEN 'DELAYED' ELSE 'PENDING' END,
+                payload, max_attempts, priority, parent_id, idempotency_key, COALESCE(run_at, now()),
+                timeout_ms, backoff
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::uuid[],
+                     $8::text[], $9::timestamptz[], $10::int[], $11::jsonb[])
+              WITH ORDINALITY AS t(id, queue_name, job_type, payload, max_attempts, priority, parent_id,
+                   idempotency_key, run_at, timeout_ms, backoff, ord)
+         ORDER BY ord
+         ON CONFLICT (queue_name, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING {JOB_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(&ids)
+        .bind(&queues)
+        .bind(&types)
+        .bind(&payloads)
+        .bind(&max_attempts)
+        .bind(&priorities)
+        .bind(&parents)
+        .bind(&keys)
+        .bind(&run_ats)
+        .bind(&timeouts)
+        .bind(&backoffs)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// The jobs holding these (queue, idempotency key) pairs.
+pub(crate) async fn existing_by_key(
+    conn: &mut PgConnection,
+    pairs: &[(&str, &str)],
+) -> Result<Vec<Job>, StoreError> {
+    let (queues, keys): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE (queue_name, idempotency_key) IN
+           (SELECT * FROM unnest($1::text[], $2::text[]))"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(&queues)
+        .bind(&keys)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+impl Store {
+    pub async fn get_job(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1)");
+        Ok(sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?)
+    }
+
+    pub async fn executions(&self, id: Uuid) -> Result<Vec<Execution>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT job_id, attempt, worker_id, status, started_at, finished_at, duration_ms, error
+             FROM job_executions WHERE job_id = $1 ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A page of jobs, newest first.
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
+        push_filter(&mut q, filter);
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    pub async fn count_jobs(&self, filter: &JobFilter) -> Result<i64, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT count(*) FROM jobs");
+        push_filter(&mut q, filter);
+        Ok(q.build_query_scalar().fetch_one(&self.pool).await?)
+    }
+}
+
+fn push_filter(q: &mut QueryBuilder<'_, Postgres>, f: &JobFilter) {
+    let mut sep = " WHERE ";
+    if let Some(v) = &f.queue {
+        q.push(sep).push("queue_name = ").push_bind(v.clone());
+        sep = " AND ";
+    }
+    if let Some(v) = f.status {
+        q.push(sep).push("status = ").push_bind(v.as_str());
+        sep = " AND ";
+    }
+    if let Some(v) = &f.job_type {
+        q.push(sep).push("job_type = ").push_bind(v.clone());
+        sep = " AND ";
+    }
+    if let Some(v) = f.parent_id {
+        q.push(sep).push("parent_id = ").push_bind(v);
+    }
+}

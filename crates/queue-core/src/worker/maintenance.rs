@@ -1,0 +1,158 @@
+//! Reconciliation, run by every worker (each step is safe with many at once):
+//!
+//! - jobs recorded but not known to be in Redis are pushed (enqueue while Redis was
+//!   down, transactional enqueue, a crash between the two writes); a NOTIFY from a
+//!   committed transaction triggers this at once;
+//! - a queue whose Redis generation marker vanished (FLUSHALL, restart) has all its
+//!   waiting jobs pushed again;
+//! - expired leases in PostgreSQL are recovered (LOST attempt → RETRYING or FAILED);
+//! - expired in-flight ids in Redis are cleared, and pushed again if still waiting;
+//! - pause flags are copied from PostgreSQL to Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use super::WorkerShared;
+use crate::broker::Ack;
+use crate::client::DISPATCH_CHANNEL;
+
+/// Rows handled per step and round.
+const BATCH: i64 = 1_000;
+/// Jobs younger than this are left to their enqueuer's own push.
+const MIN_AGE: Duration = Duration::from_secs(2);
+
+pub(crate) async fn run_maintenance(shared: Arc<WorkerShared>, stop: CancellationToken) {
+    let generation = uuid::Uuid::new_v4().to_string();
+    let mut tick = tokio::time::interval(Duration::from_millis(shared.config.worker.reconcile_ms));
+    let mut listener = None;
+    loop {
+        if listener.is_none() {
+            listener = listen(&shared).await;
+        }
+        let notified = tokio::select! {
+            _ = tick.tick() => false,
+            n = async { listener.as_mut().expect("checked").recv().await }, if listener.is_some() => match n {
+                Ok(n) => shared.queues.iter().any(|q| q == n.payload()),
+                Err(_) => { listener = None; false }
+            },
+            _ = stop.cancelled() => return,
+        };
+        if notified {
+            dispatch_missing(&shared, Duration::ZERO).await;
+        } else {
+            reconcile(&shared, &generation).await;
+        }
+    }
+}
+
+async fn listen(shared: &WorkerShared) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(shared.store.pool()).await.ok()?;
+    listener.listen(DISPATCH_CHANNEL).await.ok()?;
+    Some(listener)
+}
+
+/// One full round of every step.
+pub(crate) async fn reconcile(shared: &WorkerShared, generation: &str) {
+    for queue in &shared.queues {
+        match shared.broker.claim_generation(queue, generation).await {
+            Ok(true) => match shared.store.forget_dispatch(queue).await {
+                Ok(n) if n > 0 => {
+                    tracing::warn!(queue.name = %queue, jobs = n, "redis lost this queue; re-dispatching")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not mark jobs for re-dispatch"),
+            },
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "generation check failed"),
+        }
+    }
+    match shared.store.paused_queues().await {
+        Ok(paused) => {
+            if let Err(e) = shared.broker.sync_paused(&shared.queues, &paused).await {
+                tracing::debug!(error = %e, "pause sync failed");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "pause read failed"),
+    }
+    recover_expired(shared).await;
+    sweep_inflight(shared).await;
+    dispatch_missing(shared, MIN_AGE).await;
+}
+
+async fn dispatch_missing(shared: &WorkerShared, min_age: Duration) {
+    loop {
+        match shared
+            .store
+            .dispatch_missing(&shared.broker, &shared.queues, min_age, BATCH)
+            .await
+        {
+            Ok(n) if n as i64 == BATCH => continue,
+            Ok(0) => return,
+            Ok(n) => {
+                tracing::info!(jobs = n, "dispatched jobs missing from redis");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "dispatch sweep failed");
+                return;
+            }
+        }
+    }
+}
+
+async fn recover_expired(shared: &WorkerShared) {
+    let recovered = match shared.store.recover_expired(BATCH).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "lease recovery failed");
+            return;
+        }
+    };
+    if recovered.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        jobs = recovered.len(),
+        "recovered jobs whose worker was lost"
+    );
+    let acks: Vec<_> = recovered
+        .iter()
+        .filter(|r| r.status == "FAILED")
+        .map(|r| {
+            let ack = Ack::DeadLetter {
+                job_type: r.job_type.clone(),
+                error: "worker lost (lease expired)".into(),
+                attempts: r.attempts,
+                failed_at: r.completed_at.unwrap_or_else(chrono::Utc::now),
+            };
+            (r.queue_name.clone(), r.id, ack)
+        })
+        .collect();
+    for r in recovered.iter().filter(|r| r.status == "FAILED") {
+        shared.metrics.failed(&r.queue_name, &r.job_type);
+    }
+    if let Err(e) = shared.broker.ack(&acks).await {
+        tracing::warn!(error = %e, "could not add dead letters of lost jobs");
+    }
+}
+
+async fn sweep_inflight(shared: &WorkerShared) {
+    for queue in &shared.queues {
+        // PostgreSQL first: an id leaves Redis only once its record says it may be missing.
+        match shared.broker.expired_leases(queue, BATCH as usize).await {
+            Ok(ids) if !ids.is_empty() => match shared.store.forget_dispatch_of(&ids).await {
+                Ok(_) => {
+                    if let Err(e) = shared.broker.drop_leases(queue, &ids).await {
+                        tracing::debug!(error = %e, "could not drop stale in-flight ids");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not re-dispatch stale in-flight ids"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "in-flight sweep failed"),
+        }
+    }
+}

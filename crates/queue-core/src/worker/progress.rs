@@ -1,0 +1,59 @@
+//! Progress reporting. Handlers may report as often as they like: the latest report
+//! per attempt is kept in memory and flushed in one batched UPDATE every interval.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::store::{ProgressUpdate, Store};
+
+/// How often reported progress is written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Where handlers' progress reports go (cheap to clone).
+#[derive(Clone, Default)]
+pub struct ProgressSink {
+    latest: Arc<Mutex<HashMap<Uuid, ProgressUpdate>>>,
+}
+
+impl ProgressSink {
+    pub(crate) fn report(&self, id: Uuid, attempt: u32, percent: u8, message: String) {
+        let update = ProgressUpdate {
+            id,
+            attempt: attempt as i32,
+            percent: percent as i16,
+            message,
+        };
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, update);
+    }
+
+    fn take(&self) -> Vec<ProgressUpdate> {
+        let mut map = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        map.drain().map(|(_, u)| u).collect()
+    }
+
+    /// Flushes every [`FLUSH_INTERVAL`] until `stop`, then once more.
+    pub(crate) async fn run_flusher(self, store: Store, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                _ = stop.cancelled() => true,
+            };
+            let updates = self.take();
+            if let Err(e) = store.write_progress(&updates).await {
+                // Progress is advisory: a lost report is replaced by the next one.
+                tracing::debug!(error = %e, "progress write failed");
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+}

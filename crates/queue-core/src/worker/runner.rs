@@ -1,0 +1,161 @@
+//! The claim loop of one queue: wait for a free slot, claim a batch in Redis, fence
+//! it in PostgreSQL, start the attempts. Idle, it blocks on the queue's marker (no
+//! polling interval), so a job pushed into an idle queue starts within milliseconds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::executor::execute;
+use super::WorkerShared;
+use crate::broker::ClaimReply;
+
+/// Longest block on the marker (so a lost connection is noticed).
+const MAX_BLOCK: Duration = Duration::from_secs(5);
+/// How often a paused queue is looked at again.
+const PAUSE_RECHECK: Duration = Duration::from_millis(500);
+
+pub(crate) async fn run_queue(
+    shared: Arc<WorkerShared>,
+    queue: Arc<str>,
+    concurrency: usize,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let queue_config = shared.config.queue(&queue).cloned().unwrap_or_default();
+    let lease = shared.config.worker.lease();
+    let mut blocking: Option<MultiplexedConnection> = None;
+    let mut error_delay = Duration::from_millis(100);
+    let tasks = tokio_util::task::TaskTracker::new();
+
+    while !stop.is_cancelled() {
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            _ = stop.cancelled() => break,
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+
+        let reply = shared
+            .broker
+            .claim(&queue, permits.len(), lease, queue_config.rate_limit)
+            .await;
+        let pause = match reply {
+            Err(e) => {
+                tracing::warn!(queue.name = %queue, error = %e, "claim failed in redis");
+                Some(error_delay)
+            }
+            Ok(ClaimReply::Paused) => Some(PAUSE_RECHECK),
+            Ok(ClaimReply::RateLimited(wait)) => Some(wait),
+            Ok(ClaimReply::Claimed { ids, next_delayed }) if ids.is_empty() => {
+                drop(permits);
+                let timeout = next_delayed.unwrap_or(MAX_BLOCK).min(MAX_BLOCK);
+                match wait_for_work(&shared, &queue, &mut blocking, timeout, &stop).await {
+                    Ok(()) => None,
+                    Err(()) => Some(error_delay),
+                }
+            }
+            Ok(ClaimReply::Claimed { ids, .. }) => {
+                match start_claimed(&shared, &queue, ids, permits, &tasks).await {
+                    Ok(()) => None,
+                    Err(()) => Some(error_delay),
+                }
+            }
+        };
+        match pause {
+            None => error_delay = Duration::from_millis(100),
+            Some(d) => {
+                if d == error_delay {
+                    error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = stop.cancelled() => break,
+                }
+            }
+        }
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// Blocks until the marker is touched or `timeout` passes.
+async fn wait_for_work(
+    shared: &WorkerShared,
+    queue: &str,
+    blocking: &mut Option<MultiplexedConnection>,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<(), ()> {
+    if blocking.is_none() {
+        match shared.broker.blocking_connection().await {
+            Ok(c) => *blocking = Some(c),
+            Err(e) => {
+                tracing::warn!(queue.name = %queue, error = %e, "cannot open blocking redis connection");
+                return Err(());
+            }
+        }
+    }
+    let Some(conn) = blocking.as_mut() else {
+        return Err(());
+    };
+    tokio::select! {
+        woke = shared.broker.wait_for_work(conn, queue, timeout) => match woke {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(queue.name = %queue, error = %e, "blocking wait failed");
+                *blocking = None;
+                Err(())
+            }
+        },
+        _ = stop.cancelled() => Ok(()),
+    }
+}
+
+/// Fences `ids` in PostgreSQL and starts what the fence let through, in claim order.
+async fn start_claimed(
+    shared: &Arc<WorkerShared>,
+    queue: &Arc<str>,
+    ids: Vec<Uuid>,
+    mut permits: Vec<OwnedSemaphorePermit>,
+    tasks: &tokio_util::task::TaskTracker,
+) -> Result<(), ()> {
+    let claimed = match shared
+        .store
+        .claim(&ids, &shared.identity.id, shared.config.worker.lease())
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            // The ids stay in the in-flight set: once their lease runs out the lease
+            // sweep pushes back those PostgreSQL still calls waiting (and recovers
+            // them if the claim did commit after all).
+            tracing::warn!(queue.name = %queue, error = %e, "claim failed in postgres");
+            return Err(());
+        }
+    };
+    let mut by_id: HashMap<Uuid, _> = claimed.into_iter().map(|j| (j.id, j)).collect();
+    let mut dropped = Vec::new();
+    for id in ids {
+        match (by_id.remove(&id), permits.pop()) {
+            (Some(job), Some(permit)) => {
+                tasks.spawn(execute(shared.clone(), queue.clone(), job, permit));
+            }
+            _ => dropped.push(id),
+        }
+    }
+    if !dropped.is_empty() {
+        tracing::debug!(queue.name = %queue, dropped = dropped.len(), "ids refused by the fence");
+        if let Err(e) = shared.broker.drop_leases(queue, &dropped).await {
+            tracing::debug!(error = %e, "could not drop refused leases");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Conveyor's test command: prepares PostgreSQL, Redis and the Rust toolchain on this
+# machine (installing them on a fresh Debian/Ubuntu), builds the binaries and runs
+# the whole test suite with cargo-nextest.
+#
+#   scripts/test.sh [extra cargo-nextest arguments, e.g. -E 'test(retry)']
+#
+# Environment:
+#   DATABASE_URL  default postgres://postgres@127.0.0.1:5432/conveyor_test
+#                 (sqlx::test creates one database per test on that server)
+#   REDIS_URL     default redis://127.0.0.1:6379
+#   CI            when set, also runs `cargo fmt --check` and `cargo clippy -D warnings`
+# A URL pointing elsewhere than the local default server is used as is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+# shellcheck source=scripts/lib/services.sh
+source scripts/lib/services.sh
+
+# shellcheck disable=SC2119  # no arguments: also install cargo-nextest
+ensure_rust
+
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/conveyor_test}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+
+# Local default server: started/configured here, and the URL's database created.
+ensure_postgres_for_url "$DATABASE_URL"
+ensure_redis_for_url "$REDIS_URL"
+if [ -n "${PG_BIN_DIR:-}" ]; then export PG_BIN_DIR; fi
+
+# The end-to-end tests spawn the binaries built below.
+export CONVEYOR_BIN_DIR="${CONVEYOR_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}"
+
+if [ -n "${CI:-}" ]; then
+    if command -v rustup >/dev/null 2>&1; then
+        if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+            rustup component add rustfmt clippy
+        fi
+    fi
+    echo "[conveyor] cargo fmt --all -- --check" >&2
+    cargo fmt --all -- --check
+    echo "[conveyor] cargo clippy --workspace --all-targets -- -D warnings" >&2
+    cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+echo "[conveyor] cargo build --workspace --bins" >&2
+cargo build --workspace --bins
+
+echo "[conveyor] cargo nextest run --workspace --no-fail-fast $*" >&2
+cargo nextest run --workspace --no-fail-fast "$@"
