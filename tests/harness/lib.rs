@@ -1,1 +1,294 @@
-//! harness
+//! Test harness for Conveyor's end-to-end suite.
+//!
+//! Each test gets its own PostgreSQL database (from `#[sqlx::test]`) and its own
+//! Redis key prefix, so tests run in parallel on one PostgreSQL and one Redis.
+//! Workers run in-process ([`TestEnv::worker`]) or as the real `conveyor-worker`
+//! binary ([`TestEnv::spawn_worker`]) for tests that signal or kill processes.
+//! Nothing here skips: a test that cannot reach a service fails.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use queue_core::job::{Execution, Job, JobStatus};
+use queue_core::metrics::Metrics;
+use queue_core::worker::{Shutdown, Worker};
+use queue_core::{
+    broker::Broker, diagnostics, store::Store, Catalog, Config, Conveyor, HandlerRegistry,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where the built binaries are (`scripts/test.sh` builds them first).
+pub fn bin_path(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CONVEYOR_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo_root().join("target"))
+                .join("debug")
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// One test's isolated world.
+pub struct TestEnv {
+    /// Pool on the test's own database (for assertions).
+    pub pool: PgPool,
+    pub db_url: String,
+    pub prefix: String,
+    pub config: Arc<Config>,
+    pub conveyor: Conveyor,
+    children: Mutex<Vec<Child>>,
+}
+
+impl TestEnv {
+    pub async fn new(pool: PgPool) -> Self {
+        Self::with_config(pool, |_| {}).await
+    }
+
+    /// `adjust` changes the configuration used in-process (spawned workers get the
+    /// repository's file plus the environment passed to [`TestEnv::spawn_worker`]).
+    pub async fn with_config(pool: PgPool, adjust: impl FnOnce(&mut Config)) -> Self {
+        let db_name = pool
+            .connect_options()
+            .get_database()
+            .expect("test database name")
+            .to_string();
+        let base = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let base = base.split('?').next().unwrap_or_default();
+        let db_url = format!(
+            "{}/{db_name}",
+            &base[..base.rfind('/').expect("DATABASE_URL has a path")]
+        );
+        let prefix = format!("test-{}", Uuid::new_v4().simple());
+
+        let mut config =
+            Config::load(Some(&repo_root().join("config/conveyor.toml"))).expect("config loads");
+        config.database.url = db_url.clone();
+        config.redis.url = redis_url();
+        config.redis.prefix = prefix.clone();
+        adjust(&mut config);
+        let config = Arc::new(config);
+        let store = Store::connect(&db_url, 8)
+            .await
+            .expect("postgres reachable");
+        let broker = Broker::connect(&config.redis.url, &prefix)
+            .await
+            .expect("redis reachable");
+        let conveyor = Conveyor::new(store, broker, config.clone(), Arc::new(Catalog::builtin()));
+        Self {
+            pool,
+            db_url,
+            prefix,
+            config,
+            conveyor,
+            children: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts an in-process worker on `queues` (diagnostics handlers).
+    pub fn worker(&self, queues: &[&str], concurrency: Option<u32>) -> InProcessWorker {
+        let mut registry = HandlerRegistry::new();
+        diagnostics::register_handlers(&mut registry);
+        let worker = Worker::new(
+            self.config.clone(),
+            self.conveyor.store().clone(),
+            self.conveyor.broker().clone(),
+            registry,
+            queues.iter().map(|q| q.to_string()).collect(),
+            concurrency,
+            Metrics::new(),
+        )
+        .expect("worker builds");
+        let id = worker.id().to_string();
+        let shutdown = Shutdown::default();
+        let handle = tokio::spawn(worker.run(shutdown.clone()));
+        InProcessWorker {
+            id,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Spawns the real `conveyor-worker` binary on this test's database and prefix.
+    pub fn spawn_worker(&self, args: &[&str], env: &[(&str, &str)]) -> WorkerProcess {
+        let mut cmd = Command::new(bin_path("conveyor-worker"));
+        cmd.args(args)
+            .current_dir(repo_root())
+            .env("DATABASE_URL", &self.db_url)
+            .env("REDIS_URL", redis_url())
+            .env("CONVEYOR_REDIS_PREFIX", &self.prefix)
+            .env("CONVEYOR_CONFIG", repo_root().join("config/conveyor.toml"))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn conveyor-worker");
+        let pid = child.id();
+        self.children.lock().unwrap().push(child);
+        WorkerProcess { pid }
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") to a spawned worker.
+    pub fn signal(&self, worker: &WorkerProcess, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(worker.pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} {}", worker.pid);
+    }
+
+    /// Waits for a spawned worker to exit; returns its exit success.
+    pub async fn wait_exit(&self, worker: &WorkerProcess, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut children = self.children.lock().unwrap();
+                if let Some(child) = children.iter_mut().find(|c| c.id() == worker.pid) {
+                    if let Some(status) = child.try_wait().expect("try_wait") {
+                        return status.success();
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {} did not exit within {timeout:?}",
+                worker.pid
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn job(&self, id: Uuid) -> Job {
+        self.conveyor
+            .store()
+            .get_job(id)
+            .await
+            .expect("read job")
+            .expect("job exists")
+    }
+
+    pub async fn executions(&self, id: Uuid) -> Vec<Execution> {
+        self.conveyor
+            .store()
+            .executions(id)
+            .await
+            .expect("read executions")
+    }
+
+    /// Waits until job `id` has `status`, failing the test after `timeout`.
+    pub async fn wait_status(&self, id: Uuid, status: JobStatus, timeout: Duration) -> Job {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await;
+            if job.status == status {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} is {} after {timeout:?}, expected {status}: {job:?}",
+                job.status
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `count` jobs have `status`.
+    pub async fn wait_count(&self, status: JobStatus, count: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.count(status).await;
+            if n == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} jobs are {status} after {timeout:?}, expected {count}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn count(&self, status: JobStatus) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    /// A plain Redis connection (for assertions on keys).
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis reachable")
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for child in self.children.lock().unwrap().iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Leave Redis as we found it.
+        if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}:*", self.prefix))
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+        }
+    }
+}
+
+/// A worker running inside the test process.
+pub struct InProcessWorker {
+    pub id: String,
+    pub shutdown: Shutdown,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+impl InProcessWorker {
+    /// Drains and waits for the worker to stop.
+    pub async fn stop(self) {
+        self.shutdown.drain.cancel();
+        tokio::time::timeout(Duration::from_secs(60), self.handle)
+            .await
+            .expect("worker stops")
+            .expect("worker task");
+    }
+}
+
+/// A spawned `conveyor-worker` process.
+pub struct WorkerProcess {
+    pub pid: u32,
+}

@@ -1,0 +1,624 @@
+//! The engine end to end: each test enqueues through the library, runs a worker
+//! (in-process, or the real binary where processes matter) and asserts on the
+//! PostgreSQL record and, where it matters, the Redis keys.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use conveyor_tests::TestEnv;
+use queue_core::job::{Backoff, JobStatus, NewJob, Priority};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const Q: &str = "diagnostics";
+const LONG: Duration = Duration::from_secs(30);
+
+fn job(job_type: &str, payload: serde_json::Value) -> NewJob {
+    NewJob::new(Q, job_type, payload)
+}
+
+#[sqlx::test]
+async fn echo_job_goes_from_enqueue_to_completed_with_its_result(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], None);
+    let enqueued = env
+        .conveyor
+        .enqueue(job("ECHO", json!({"hello": "world"})))
+        .await
+        .unwrap();
+    assert!(enqueued.created);
+    assert_eq!(enqueued.job.status, JobStatus::Pending);
+
+    let done = env
+        .wait_status(enqueued.job.id, JobStatus::Completed, LONG)
+        .await;
+    assert_eq!(done.result, Some(json!({"hello": "world"})));
+    assert_eq!(done.attempts, 1);
+    assert_eq!(done.progress, 100);
+    assert!(done.started_at.is_some() && done.completed_at.is_some());
+    let executions = env.executions(done.id).await;
+    assert_eq!(executions.len(), 1);
+    assert_eq!(executions[0].status, "COMPLETED");
+    assert_eq!(executions[0].worker_id, worker.id);
+    worker.stop().await;
+
+    // Nothing of the job is left in flight in Redis.
+    let mut redis = env.redis().await;
+    let inflight: i64 = redis::cmd("ZCARD")
+        .arg(format!("{}:{{{Q}}}:inflight", env.prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(inflight, 0);
+}
+
+#[sqlx::test]
+async fn strict_priority_then_fifo_with_concurrency_one(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    // Interleave levels so neither insertion order nor ids give the answer away.
+    let levels = [
+        Priority::LOW,
+        Priority::CRITICAL,
+        Priority::NORMAL,
+        Priority::HIGH,
+    ];
+    let mut expected: Vec<(i32, usize, Uuid)> = Vec::new();
+    for round in 0..3 {
+        for level in levels {
+            let id = env
+                .conveyor
+                .enqueue(job("NOOP", json!({})).priority(level))
+                .await
+                .unwrap()
+                .job
+                .id;
+            expected.push((level.get(), round, id));
+        }
+    }
+    // Highest priority first, FIFO (enqueue order) within a level.
+    expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+
+    let worker = env.worker(&[Q], Some(1));
+    env.wait_count(JobStatus::Completed, 12, LONG).await;
+    worker.stop().await;
+    let order: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM jobs ORDER BY started_at")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    let expected: Vec<Uuid> = expected.into_iter().map(|(_, _, id)| id).collect();
+    assert_eq!(order, expected);
+}
+
+#[sqlx::test]
+async fn delayed_job_does_not_start_before_its_run_at(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], None);
+    let run_at = Utc::now() + chrono::Duration::milliseconds(1_500);
+    let enqueued = env
+        .conveyor
+        .enqueue(job("NOOP", json!({})).run_at(run_at))
+        .await
+        .unwrap();
+    assert_eq!(enqueued.job.status, JobStatus::Delayed);
+
+    // It sits in the delayed set, scored by its run-at.
+    let mut redis = env.redis().await;
+    let member = format!("5|{}", enqueued.job.id);
+    let score: Option<i64> = redis::cmd("ZSCORE")
+        .arg(format!("{}:{{{Q}}}:delayed", env.prefix))
+        .arg(&member)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(score, Some(enqueued.job.run_at.timestamp_millis()));
+
+    let done = env
+        .wait_status(enqueued.job.id, JobStatus::Completed, LONG)
+        .await;
+    let started = done.started_at.unwrap();
+    assert!(
+        started >= enqueued.job.run_at,
+        "started {started} before run_at {}",
+        enqueued.job.run_at
+    );
+    // …and not long after it: the worker slept until the run-at, it did not poll.
+    assert!(
+        started - enqueued.job.run_at < chrono::Duration::seconds(1),
+        "started late: {started}"
+    );
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn fail_twice_then_complete_on_the_third_attempt(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], None);
+    let id = env
+        .conveyor
+        .enqueue(
+            job("FAIL", json!({"failTimes": 2, "message": "flaky"}))
+                .max_attempts(3)
+                .backoff(Backoff::Fixed { delay_ms: 50 }),
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
+    let done = env.wait_status(id, JobStatus::Completed, LONG).await;
+    assert_eq!(done.attempts, 3);
+    assert_eq!(done.result, Some(json!({"succeededOnAttempt": 3})));
+    let executions = env.executions(id).await;
+    let statuses: Vec<(i32, &str)> = executions
+        .iter()
+        .map(|e| (e.attempt, e.status.as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![(1, "FAILED"), (2, "FAILED"), (3, "COMPLETED")]
+    );
+    assert_eq!(executions[0].error.as_deref(), Some("flaky"));
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn always_failing_job_ends_failed_in_the_dead_letter_stream_with_growing_backoff(
+    pool: PgPool,
+) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], None);
+    let backoff = Backoff::Exponential {
+        delay_ms: 150,
+        max_delay_ms: 10_000,
+        jitter: false,
+    };
+    let id = env
+        .conveyor
+        .enqueue(
+            job("FAIL", json!({"message": "always"}))
+                .max_attempts(4)
+                .backoff(backoff),
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
+    let failed = env.wait_status(id, JobStatus::Failed, LONG).await;
+    assert_eq!(failed.attempts, 4);
+    assert_eq!(failed.error.as_deref(), Some("always"));
+    assert!(failed.completed_at.is_some());
+
+    let executions = env.executions(id).await;
+    assert_eq!(executions.len(), 4);
+    // Gap between one attempt's end and the next one's start: 150, 300, 600 ms.
+    let gaps: Vec<i64> = executions
+        .windows(2)
+        .map(|w| (w[1].started_at - w[0].finished_at).num_milliseconds())
+        .collect();
+    for (gap, expected) in gaps.iter().zip([150, 300, 600]) {
+        assert!(
+            *gap >= expected - 5,
+            "gaps {gaps:?}: expected at least {expected}"
+        );
+    }
+    assert!(
+        gaps.windows(2).all(|w| w[1] > w[0]),
+        "backoff gaps do not grow: {gaps:?}"
+    );
+
+    let mut redis = env.redis().await;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(format!("{}:{{{Q}}}:dlq", env.prefix))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    let fields: std::collections::HashMap<_, _> = entries[0].1.iter().cloned().collect();
+    assert_eq!(fields["jobId"], id.to_string());
+    assert_eq!(fields["jobType"], "FAIL");
+    assert_eq!(fields["error"], "always");
+    assert_eq!(fields["attempts"], "4");
+    assert!(fields.contains_key("failedAt"));
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn permanent_error_fails_after_one_attempt(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], None);
+    let id = env
+        .conveyor
+        .enqueue(job("FAIL", json!({"message": "bad input", "retryable": false})).max_attempts(5))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let failed = env.wait_status(id, JobStatus::Failed, LONG).await;
+    assert_eq!(failed.attempts, 1);
+    assert_eq!(env.executions(id).await.len(), 1);
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn a_panicking_handler_fails_its_attempt_and_the_worker_goes_on(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], Some(1));
+    let panicking = env
+        .conveyor
+        .enqueue(job("PANIC", json!({})).max_attempts(1))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let failed = env.wait_status(panicking, JobStatus::Failed, LONG).await;
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("diagnostic panic requested"),
+        "{:?}",
+        failed.error
+    );
+    assert_eq!(env.executions(panicking).await[0].status, "FAILED");
+
+    let after = env
+        .conveyor
+        .enqueue(job("ECHO", json!({"still": "alive"})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    env.wait_status(after, JobStatus::Completed, LONG).await;
+    assert!(!worker.handle.is_finished());
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn a_timeout_fails_the_attempt_and_cancels_the_handler(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], Some(1));
+    let id = env
+        .conveyor
+        .enqueue(
+            job("SLEEP", json!({"ms": 20_000}))
+                .timeout_ms(300)
+                .max_attempts(1),
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
+    let failed = env.wait_status(id, JobStatus::Failed, LONG).await;
+    assert_eq!(failed.error.as_deref(), Some("timed out after 300 ms"));
+    let execution = &env.executions(id).await[0];
+    // The handler honoured its cancellation: the attempt ended at the timeout, not
+    // after the 20 s sleep or the 5 s abort grace.
+    assert!(
+        execution.duration_ms < 2_000,
+        "attempt took {} ms",
+        execution.duration_ms
+    );
+
+    // The slot is free again (concurrency 1).
+    let next = env
+        .conveyor
+        .enqueue(job("NOOP", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    env.wait_status(next, JobStatus::Completed, Duration::from_secs(5))
+        .await;
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn rate_limit_of_ten_per_second_holds_across_two_worker_processes(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let limit = [("CONVEYOR__QUEUES__DIAGNOSTICS__RATE_LIMIT__MAX", "10")];
+    let ids = env
+        .conveyor
+        .enqueue_many((0..35).map(|_| job("NOOP", json!({}))).collect())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let _a = env.spawn_worker(&["--queues", Q], &limit);
+    let _b = env.spawn_worker(&["--queues", Q], &limit);
+    env.wait_count(
+        JobStatus::Completed,
+        ids.len() as i64,
+        Duration::from_secs(60),
+    )
+    .await;
+    // 35 jobs at 10/s need at least 3 full windows after the first 10.
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "35 jobs finished in {:?}",
+        started.elapsed()
+    );
+
+    let starts: Vec<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT started_at FROM jobs ORDER BY started_at")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    // No sliding one-second window holds more than 10 starts (50 ms of slack for the
+    // gap between Redis's clock, which enforces the window, and PostgreSQL's).
+    for (i, first) in starts.iter().enumerate() {
+        let in_window = starts[i..]
+            .iter()
+            .take_while(|t| **t - *first < chrono::Duration::milliseconds(950))
+            .count();
+        assert!(
+            in_window <= 10,
+            "{in_window} starts within one second from {first}"
+        );
+    }
+    let workers: i64 = sqlx::query_scalar("SELECT count(DISTINCT worker_id) FROM jobs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(workers, 2, "both processes took jobs");
+}
+
+#[sqlx::test]
+async fn pause_stops_new_claims_and_resume_restarts_them(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], None);
+    env.conveyor.set_paused(Q, true).await.unwrap();
+    let id = env
+        .conveyor
+        .enqueue(job("NOOP", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    // Paused for well over the one second a worker takes to notice.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(env.job(id).await.status, JobStatus::Pending);
+
+    env.conveyor.set_paused(Q, false).await.unwrap();
+    env.wait_status(id, JobStatus::Completed, Duration::from_secs(5))
+        .await;
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn the_same_idempotency_key_returns_the_first_job(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let first = env
+        .conveyor
+        .enqueue(job("ECHO", json!({"n": 1})).idempotency_key("order-42"))
+        .await
+        .unwrap();
+    let second = env
+        .conveyor
+        .enqueue(job("ECHO", json!({"n": 2})).idempotency_key("order-42"))
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert!(!second.created);
+    assert_eq!(second.job.id, first.job.id);
+    assert_eq!(second.job.payload, json!({"n": 1}));
+    // In a bulk too, and within one bulk.
+    let ids = env
+        .conveyor
+        .enqueue_many(vec![
+            job("ECHO", json!({})).idempotency_key("order-42"),
+            job("ECHO", json!({})).idempotency_key("order-43"),
+            job("ECHO", json!({})).idempotency_key("order-43"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids[0], first.job.id);
+    assert_eq!(ids[1], ids[2]);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+}
+
+#[sqlx::test]
+async fn a_bulk_of_ten_thousand_jobs_all_complete(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let ids = env
+        .conveyor
+        .enqueue_many((0..10_000).map(|i| job("ECHO", json!({"i": i}))).collect())
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 10_000);
+    let mut redis = env.redis().await;
+    let ready: i64 = redis::cmd("ZCARD")
+        .arg(format!("{}:{{{Q}}}:ready", env.prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(ready, 10_000);
+
+    let _worker = env.spawn_worker(&["--queues", Q, "--concurrency", "100"], &[]);
+    env.wait_count(JobStatus::Completed, 10_000, Duration::from_secs(120))
+        .await;
+    let executions: i64 = sqlx::query_scalar("SELECT count(*) FROM job_executions")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(executions, 10_000);
+}
+
+#[sqlx::test]
+async fn a_bulk_with_one_bad_job_records_nothing(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let err = env
+        .conveyor
+        .enqueue_many(vec![
+            job("NOOP", json!({})),
+            job("SLEEP", json!({"ms": -1})),
+            job("NOOP", json!({})),
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("jobs[1].payload.ms"), "{err}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[sqlx::test]
+async fn sigterm_lets_short_jobs_finish_and_gives_long_ones_back_uncounted(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let long: Vec<Uuid> = env
+        .conveyor
+        .enqueue_many(
+            (0..3)
+                .map(|_| job("SLEEP", json!({"ms": 60_000})))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let short = env
+        .conveyor
+        .enqueue(job("SLEEP", json!({"ms": 700})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let worker = env.spawn_worker(
+        &["--queues", Q],
+        &[("CONVEYOR__WORKER__DRAIN_TIMEOUT_MS", "1500")],
+    );
+    for id in long.iter().chain([&short]) {
+        env.wait_status(*id, JobStatus::Running, LONG).await;
+    }
+    env.signal(&worker, "TERM");
+    assert!(
+        env.wait_exit(&worker, Duration::from_secs(20)).await,
+        "worker exits cleanly"
+    );
+
+    env.wait_status(short, JobStatus::Completed, Duration::from_secs(1))
+        .await;
+    for id in &long {
+        let job = env.job(*id).await;
+        assert_eq!(job.status, JobStatus::Pending, "{job:?}");
+        assert_eq!(job.attempts, 0, "the interrupted attempt is not counted");
+        assert!(env.executions(*id).await.is_empty());
+    }
+    // Given back to Redis: a new worker takes them at once.
+    let mut redis = env.redis().await;
+    let ready: i64 = redis::cmd("ZCARD")
+        .arg(format!("{}:{{{Q}}}:ready", env.prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(ready, 3);
+    let _next = env.spawn_worker(&["--queues", Q], &[]);
+    for id in &long {
+        let job = env.wait_status(*id, JobStatus::Running, LONG).await;
+        assert_eq!(job.attempts, 1);
+    }
+}
+
+#[sqlx::test]
+async fn a_job_enqueued_in_a_transaction_is_dispatched_only_after_commit(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], None);
+
+    let mut tx = env.pool.begin().await.unwrap();
+    let rolled_back = env
+        .conveyor
+        .enqueue_in_tx(&mut tx, job("ECHO", json!({"n": 0})))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+
+    let mut tx = env.pool.begin().await.unwrap();
+    let id = env
+        .conveyor
+        .enqueue_in_tx(&mut tx, job("ECHO", json!({"n": 1})))
+        .await
+        .unwrap();
+    // Not in Redis before the commit.
+    let mut redis = env.redis().await;
+    let ready_key = format!("{}:{{{Q}}}:ready", env.prefix);
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg(&ready_key)
+        .arg(id.to_string())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(score, None);
+    // Nor visible to anyone else (so no worker could claim it).
+    assert!(env.conveyor.store().get_job(id).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+
+    // Well before the periodic sweep (5 s): the commit's NOTIFY woke the dispatcher.
+    let done = env
+        .wait_status(id, JobStatus::Completed, Duration::from_secs(3))
+        .await;
+    assert_eq!(done.result, Some(json!({"n": 1})));
+    assert!(env
+        .conveyor
+        .store()
+        .get_job(rolled_back)
+        .await
+        .unwrap()
+        .is_none());
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn progress_reports_are_recorded(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let worker = env.worker(&[Q], None);
+    let id = env
+        .conveyor
+        .enqueue(job("PROGRESS", json!({"steps": 4, "stepMs": 300})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    // Midway, the record shows partial progress with its message.
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let job = env.job(id).await;
+        if job.status == JobStatus::Running && (1..100).contains(&job.progress) {
+            assert!(
+                job.progress_message
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("step "),
+                "{job:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && job.status != JobStatus::Completed,
+            "no partial progress seen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = env.wait_status(id, JobStatus::Completed, LONG).await;
+    assert_eq!(done.progress, 100);
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn worker_identities_are_unique_per_start(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let a = env.worker(&[Q], None);
+    let b = env.worker(&[Q], None);
+    assert_ne!(a.id, b.id);
+    assert!(
+        a.id.contains(&std::process::id().to_string()),
+        "{} names the pid",
+        a.id
+    );
+    a.stop().await;
+    b.stop().await;
+}
