@@ -42,7 +42,10 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/jobs", post(routes::jobs::create))
         .route("/jobs/bulk", post(routes::jobs::create_bulk))
-        .route("/jobs/{id}", get(routes::jobs::get_one))
+        .route(
+            "/jobs/{id}",
+            get(routes::jobs::get_one).delete(routes::jobs::cancel),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

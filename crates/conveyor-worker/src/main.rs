@@ -51,6 +51,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mut registry = HandlerRegistry::new();
     diagnostics::register_handlers(&mut registry);
+    if std::env::var(diagnostics::CRASH_ENV).as_deref() == Ok("1") {
+        diagnostics::register_crash(&mut registry);
+    }
     let worker = Worker::new(
         config,
         store,

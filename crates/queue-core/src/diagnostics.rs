@@ -32,6 +32,28 @@ pub fn register_handlers(registry: &mut HandlerRegistry) {
         .register::<Progress, _>(Progress);
 }
 
+/// Registers CRASH, which aborts the whole worker process: only for fault tests,
+/// and only when the worker runs with `CONVEYOR_DIAGNOSTICS_CRASH=1`.
+pub fn register_crash(registry: &mut HandlerRegistry) {
+    registry.register::<Crash, _>(Crash);
+}
+
+/// Env var that lets a worker run CRASH jobs.
+pub const CRASH_ENV: &str = "CONVEYOR_DIAGNOSTICS_CRASH";
+
+/// Aborts the worker process (a job that kills every worker it touches).
+pub struct Crash;
+impl JobType for Crash {
+    const NAME: &'static str = "CRASH";
+    const QUEUE: &'static str = QUEUE;
+    type Payload = Value;
+}
+impl Handler<Crash> for Crash {
+    async fn run(&self, _: Value, _: JobContext) -> Result<Value, JobError> {
+        std::process::abort()
+    }
+}
+
 /// Does nothing (benchmarks).
 pub struct Noop;
 impl JobType for Noop {

@@ -172,3 +172,25 @@ pub async fn get_one(
     let executions = store.executions(id).await?;
     Ok(Json(JobWithExecutions { job, executions }))
 }
+
+/// `DELETE /api/admin/jobs/:id`: waiting → CANCELLED (200 with the job); running →
+/// cancellation requested (202 with the job); finished → record deleted (204).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use queue_core::store::CancelOutcome;
+    let id = parse_id(&id)?;
+    let store = state.conveyor.store();
+    let status = match store.cancel_or_delete(id).await? {
+        CancelOutcome::NotFound => return Err(ApiError::not_found(format!("job {id} not found"))),
+        CancelOutcome::Deleted => return Ok(StatusCode::NO_CONTENT.into_response()),
+        CancelOutcome::Cancelled => StatusCode::OK,
+        CancelOutcome::Requested => StatusCode::ACCEPTED,
+    };
+    let job = store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))?;
+    Ok((status, Json(job)).into_response())
+}

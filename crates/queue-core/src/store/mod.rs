@@ -1,5 +1,6 @@
 //! Everything Conveyor does in PostgreSQL. All SQL lives in this module.
 
+mod cancel;
 mod claims;
 mod dispatch;
 pub(crate) mod jobs;
@@ -7,6 +8,7 @@ mod queues;
 mod recovery;
 mod workers;
 
+pub use cancel::CancelOutcome;
 pub use claims::{ClaimedJob, FinalState, FinishedAttempt, ProgressUpdate};
 pub use dispatch::{DispatchError, Undispatched};
 pub use jobs::{InsertedJob, JobFilter};
