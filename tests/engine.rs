@@ -622,3 +622,44 @@ async fn worker_identities_are_unique_per_start(pool: PgPool) {
     a.stop().await;
     b.stop().await;
 }
+
+#[sqlx::test]
+async fn a_second_sigterm_gives_running_jobs_back_at_once(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let ids: Vec<Uuid> = env
+        .conveyor
+        .enqueue_many(
+            (0..2)
+                .map(|_| job("SLEEP", json!({"ms": 60_000})))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    // A drain timeout far longer than the test: only the second signal can end it.
+    let worker = env.spawn_worker(
+        &["--queues", Q],
+        &[("CONVEYOR__WORKER__DRAIN_TIMEOUT_MS", "600000")],
+    );
+    for id in &ids {
+        env.wait_status(*id, JobStatus::Running, LONG).await;
+    }
+    env.signal(&worker, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        env.is_running(&worker),
+        "still draining after the first signal"
+    );
+    env.signal(&worker, "TERM");
+    assert!(
+        env.wait_exit(&worker, Duration::from_secs(10)).await,
+        "worker exits cleanly"
+    );
+    for id in &ids {
+        let job = env.job(*id).await;
+        assert_eq!(
+            (job.status, job.attempts),
+            (JobStatus::Pending, 0),
+            "{job:?}"
+        );
+    }
+}

@@ -6,6 +6,8 @@
 //! binary ([`TestEnv::spawn_worker`]) for tests that signal or kill processes.
 //! Nothing here skips: a test that cannot reach a service fails.
 
+pub mod services;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,22 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+/// The URL of the database `#[sqlx::test]` made for this test.
+pub fn test_db_url(pool: &PgPool) -> String {
+    let db_name = pool
+        .connect_options()
+        .get_database()
+        .expect("test database name")
+        .to_string();
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let base = base.split('?').next().unwrap_or_default();
+    format!(
+        "{}/{db_name}",
+        &base[..base.rfind('/').expect("DATABASE_URL has a path")]
+    )
+}
+
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -53,6 +71,7 @@ pub struct TestEnv {
     /// Pool on the test's own database (for assertions).
     pub pool: PgPool,
     pub db_url: String,
+    pub redis_url: String,
     pub prefix: String,
     pub config: Arc<Config>,
     pub conveyor: Conveyor,
@@ -67,24 +86,24 @@ impl TestEnv {
     /// `adjust` changes the configuration used in-process (spawned workers get the
     /// repository's file plus the environment passed to [`TestEnv::spawn_worker`]).
     pub async fn with_config(pool: PgPool, adjust: impl FnOnce(&mut Config)) -> Self {
-        let db_name = pool
-            .connect_options()
-            .get_database()
-            .expect("test database name")
-            .to_string();
-        let base = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let base = base.split('?').next().unwrap_or_default();
-        let db_url = format!(
-            "{}/{db_name}",
-            &base[..base.rfind('/').expect("DATABASE_URL has a path")]
-        );
+        let db_url = test_db_url(&pool);
+        Self::with_services(pool, db_url, redis_url(), adjust).await
+    }
+
+    /// An environment on the given database and Redis (fault tests use private
+    /// instances of both).
+    pub async fn with_services(
+        pool: PgPool,
+        db_url: String,
+        redis_url: String,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let prefix = format!("test-{}", Uuid::new_v4().simple());
 
         let mut config =
             Config::load(Some(&repo_root().join("config/conveyor.toml"))).expect("config loads");
         config.database.url = db_url.clone();
-        config.redis.url = redis_url();
+        config.redis.url = redis_url.clone();
         config.redis.prefix = prefix.clone();
         adjust(&mut config);
         let config = Arc::new(config);
@@ -98,11 +117,25 @@ impl TestEnv {
         Self {
             pool,
             db_url,
+            redis_url,
             prefix,
             config,
             conveyor,
             children: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A client whose catalog also knows CRASH (a job that aborts its worker);
+    /// workers run it only with `CONVEYOR_DIAGNOSTICS_CRASH=1`.
+    pub fn conveyor_with_crash(&self) -> Conveyor {
+        let mut catalog = Catalog::builtin();
+        catalog.add::<diagnostics::Crash>();
+        Conveyor::new(
+            self.conveyor.store().clone(),
+            self.conveyor.broker().clone(),
+            self.config.clone(),
+            Arc::new(catalog),
+        )
     }
 
     /// Starts an in-process worker on `queues` (diagnostics handlers).
@@ -131,11 +164,44 @@ impl TestEnv {
 
     /// Spawns the real `conveyor-worker` binary on this test's database and prefix.
     pub fn spawn_worker(&self, args: &[&str], env: &[(&str, &str)]) -> WorkerProcess {
-        let mut cmd = Command::new(bin_path("conveyor-worker"));
+        self.spawn("conveyor-worker", args, env)
+    }
+
+    /// Spawns the real `conveyor-api` on a free port with admin token `admin-token`;
+    /// returns once `/health` answers.
+    pub async fn spawn_api(&self, env: &[(&str, &str)]) -> ApiProcess {
+        let port = services::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut all = vec![
+            ("CONVEYOR_API_ADDR", addr.as_str()),
+            ("CONVEYOR_ADMIN_TOKENS", "admin-token"),
+        ];
+        all.extend_from_slice(env);
+        let process = self.spawn("conveyor-api", &[], &all);
+        let url = format!("http://{addr}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.get(format!("{url}/health")).send().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "conveyor-api did not answer within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ApiProcess {
+            pid: process.pid,
+            url,
+            token: "admin-token".into(),
+            client,
+        }
+    }
+
+    fn spawn(&self, binary: &str, args: &[&str], env: &[(&str, &str)]) -> WorkerProcess {
+        let mut cmd = Command::new(bin_path(binary));
         cmd.args(args)
             .current_dir(repo_root())
             .env("DATABASE_URL", &self.db_url)
-            .env("REDIS_URL", redis_url())
+            .env("REDIS_URL", &self.redis_url)
             .env("CONVEYOR_REDIS_PREFIX", &self.prefix)
             .env("CONVEYOR_CONFIG", repo_root().join("config/conveyor.toml"))
             .env(
@@ -146,7 +212,9 @@ impl TestEnv {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn conveyor-worker");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
         let pid = child.id();
         self.children.lock().unwrap().push(child);
         WorkerProcess { pid }
@@ -233,6 +301,27 @@ impl TestEnv {
         }
     }
 
+    /// Waits until at least `count` jobs have `status`.
+    pub async fn wait_count_at_least(&self, status: JobStatus, count: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.count(status).await < count {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {count} jobs are {status} after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// True while the spawned process runs.
+    pub fn is_running(&self, process: &WorkerProcess) -> bool {
+        let mut children = self.children.lock().unwrap();
+        children
+            .iter_mut()
+            .find(|c| c.id() == process.pid)
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub async fn count(&self, status: JobStatus) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = $1")
             .bind(status.as_str())
@@ -258,7 +347,9 @@ impl Drop for TestEnv {
             let _ = child.wait();
         }
         // Leave Redis as we found it.
-        if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+        if let Ok(mut conn) = redis::Client::open(self.redis_url.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+        {
             let keys: Vec<String> = redis::cmd("KEYS")
                 .arg(format!("{}:*", self.prefix))
                 .query(&mut conn)
@@ -288,7 +379,45 @@ impl InProcessWorker {
     }
 }
 
-/// A spawned `conveyor-worker` process.
+/// A spawned process (`conveyor-worker` or `conveyor-api`).
 pub struct WorkerProcess {
     pub pid: u32,
+}
+
+/// A spawned `conveyor-api` and a client for it.
+pub struct ApiProcess {
+    pub pid: u32,
+    pub url: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl ApiProcess {
+    /// Sends `method path` with the admin token and an optional JSON body; returns
+    /// the status and the JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        match req.timeout(Duration::from_secs(30)).send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                (
+                    status,
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+                )
+            }
+            Err(e) => panic!("{path}: request failed: {e}"),
+        }
+    }
 }

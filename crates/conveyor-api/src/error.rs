@@ -4,7 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use queue_core::error::{EnqueueError, StoreError};
+use queue_core::error::{BrokerError, EnqueueError, JobStateError, StoreError};
+use queue_core::store::DispatchError;
 use serde_json::json;
 
 #[derive(Debug)]
@@ -71,6 +72,49 @@ impl From<EnqueueError> for ApiError {
             EnqueueError::Invalid { .. } => Self::bad_request("invalid_field", message),
             EnqueueError::TooMany { .. } => Self::bad_request("too_many_jobs", message),
             EnqueueError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::Protocol(e) => {
+                tracing::error!(error = %e, "unexpected redis reply");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error",
+                )
+            }
+            other => {
+                tracing::warn!(error = %other, "redis unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "redis_unavailable",
+                    "redis is unavailable; try again shortly",
+                )
+            }
+        }
+    }
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::Store(e) => e.into(),
+            DispatchError::Broker(e) => e.into(),
+        }
+    }
+}
+
+impl From<JobStateError> for ApiError {
+    fn from(e: JobStateError) -> Self {
+        let message = e.to_string();
+        match e {
+            JobStateError::NotFound(_) => Self::not_found(message),
+            JobStateError::Conflict { .. } => Self::conflict(message),
+            JobStateError::Store(e) => e.into(),
         }
     }
 }

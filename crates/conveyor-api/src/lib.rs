@@ -40,12 +40,22 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.conveyor.config().api.body_limit_bytes;
     let admin = Router::new()
-        .route("/jobs", post(routes::jobs::create))
+        .route("/jobs", post(routes::jobs::create).get(routes::jobs::list))
         .route("/jobs/bulk", post(routes::jobs::create_bulk))
         .route(
             "/jobs/{id}",
             get(routes::jobs::get_one).delete(routes::jobs::cancel),
         )
+        .route("/jobs/{id}/children", get(routes::jobs::children))
+        .route("/jobs/{id}/retry", post(routes::jobs::retry))
+        .route("/queues", get(routes::queues::list))
+        .route("/jobs/queue/{name}/stats", get(routes::queues::stats))
+        .route("/jobs/queue/{name}/pause", post(routes::queues::pause))
+        .route("/jobs/queue/{name}/resume", post(routes::queues::resume))
+        .route("/jobs/queue/{name}/clean", post(routes::queues::clean))
+        .route("/dlq/{queue}", get(routes::dlq::list))
+        .route("/dlq/{queue}/replay", post(routes::dlq::replay))
+        .route("/workers", get(routes::workers::list))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -54,6 +64,13 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/admin", admin)
         .route("/health", get(routes::health::health))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

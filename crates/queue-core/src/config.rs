@@ -357,3 +357,76 @@ impl Config {
         self.queues.get(queue)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! nextest runs every test in its own process, so setting variables is safe here.
+    use super::*;
+
+    const FILE: &str = r#"
+        [queues.book_data]
+        concurrency = 5
+        backoff = { type = "exponential", delay_ms = 5000, max_delay_ms = 600000, jitter = true }
+        rate_limit = { max = 10, duration_ms = 1000 }
+    "#;
+
+    #[test]
+    fn environment_overrides_nested_keys_and_shorthands() {
+        std::env::set_var("CONVEYOR__QUEUES__BOOK_DATA__CONCURRENCY", "9");
+        std::env::set_var("CONVEYOR__WORKER__LEASE_MS", "45000");
+        std::env::set_var("DATABASE_URL", "postgres://db.example/conveyor");
+        std::env::set_var("CONVEYOR_ADMIN_TOKENS", "one, two ,");
+        let config = Config::from_toml_str(FILE).unwrap();
+        assert_eq!(config.queue("book_data").unwrap().concurrency, 9);
+        assert_eq!(
+            config.queue("book_data").unwrap().rate_limit,
+            RateLimit {
+                max: 10,
+                duration_ms: 1000
+            }
+        );
+        assert_eq!(config.worker.lease_ms, 45_000);
+        assert_eq!(config.database.url, "postgres://db.example/conveyor");
+        assert_eq!(
+            config.api.admin_tokens,
+            vec!["one".to_string(), "two".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_one_error_naming_its_key() {
+        std::env::set_var("CONVEYOR__QUEUES__BOOK_DATA__CONCURRENCY", "many");
+        let err = Config::from_toml_str(FILE).unwrap_err();
+        assert_eq!(err.key, "queues.book_data.concurrency", "{err}");
+        assert!(!err.to_string().contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn invalid_settings_name_their_key() {
+        let cases = [
+            ("[queues.q]\nconcurrency = 0", "queues.q.concurrency"),
+            ("[queues.q]\nattempts = 0", "queues.q.attempts"),
+            (
+                "[queues.q]\nbackoff = { type = \"exponential\", delay_ms = 10, max_delay_ms = 5 }",
+                "queues.q.backoff",
+            ),
+            ("[queues.\"a:b\"]\nconcurrency = 1", "queues.a:b"),
+            ("[worker]\nheartbeat_ms = 40000", "worker.heartbeat_ms"),
+            ("[worker]\nlease_msec = 1", "worker"),
+        ];
+        for (toml, key) in cases {
+            let err = Config::from_toml_str(toml).unwrap_err();
+            assert!(
+                err.key.starts_with(key),
+                "{toml:?}: got key {} ({err})",
+                err.key
+            );
+        }
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/conveyor.toml"))).unwrap_err();
+        assert_eq!(err.key, "--config");
+    }
+}

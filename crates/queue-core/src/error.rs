@@ -45,6 +45,8 @@ impl From<sqlx::Error> for StoreError {
 pub enum BrokerError {
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("redis is unavailable (recent connection failure)")]
+    Unavailable,
     #[error("unexpected reply from redis script: {0}")]
     Protocol(String),
 }

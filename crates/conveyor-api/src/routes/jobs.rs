@@ -1,17 +1,19 @@
-//! Job routes: create, bulk create, read.
+//! Job routes: create, bulk create, read, list, children, retry.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use queue_core::job::{Backoff, Execution, Job, NewJob, Priority};
+use queue_core::job::{Backoff, Execution, Job, JobStatus, NewJob, Priority};
+use queue_core::store::JobFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery, NoQuery};
+use crate::routes::queues::known_queue;
 use crate::AppState;
 
 /// Body of `POST /api/admin/jobs`.
@@ -193,4 +195,139 @@ pub async fn cancel(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))?;
     Ok((status, Json(job)).into_response())
+}
+
+/// Largest page size of the job lists.
+pub const MAX_PAGE_SIZE: i64 = 100;
+const DEFAULT_PAGE_SIZE: i64 = 20;
+
+/// Query of `GET /api/admin/jobs`. Numbers are read as signed so that a negative
+/// one gets the range message rather than a parse error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListQuery {
+    pub queue: Option<String>,
+    pub status: Option<String>,
+    pub job_type: Option<String>,
+    pub parent_id: Option<String>,
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// Query of `GET /api/admin/jobs/:id/children`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// One page of a job list, newest first.
+#[derive(Debug, Serialize)]
+pub struct JobPage {
+    pub items: Vec<Job>,
+    pub page: i64,
+    pub limit: i64,
+    /// Matching jobs on every page.
+    pub total: i64,
+}
+
+/// Checks `page` (from 1) and `limit` (1 to 100); returns (page, limit, offset).
+fn page_window(page: Option<i64>, limit: Option<i64>) -> Result<(i64, i64, i64), ApiError> {
+    let page = page.unwrap_or(1);
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page < 1 {
+        return Err(ApiError::invalid("page", "must be at least 1"));
+    }
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let offset = (page - 1)
+        .checked_mul(limit)
+        .ok_or_else(|| ApiError::invalid("page", "is too large"))?;
+    Ok((page, limit, offset))
+}
+
+async fn job_page(
+    state: &AppState,
+    filter: JobFilter,
+    page: Option<i64>,
+    limit: Option<i64>,
+) -> Result<Json<JobPage>, ApiError> {
+    let (page, limit, offset) = page_window(page, limit)?;
+    let store = state.conveyor.store();
+    let (items, total) = tokio::try_join!(
+        store.list_jobs(&filter, limit, offset),
+        store.count_jobs_indexed(&filter)
+    )?;
+    Ok(Json(JobPage {
+        items,
+        page,
+        limit,
+        total,
+    }))
+}
+
+/// `GET /api/admin/jobs?queue=&status=&jobType=&parentId=&page=&limit=`.
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<JobPage>, ApiError> {
+    if let Some(queue) = &query.queue {
+        known_queue(&state, "queue", queue)?;
+    }
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<JobStatus>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("status", e))?;
+    let parent_id = query
+        .parent_id
+        .as_deref()
+        .map(|raw| {
+            Uuid::parse_str(raw)
+                .map_err(|_| ApiError::invalid("parentId", format!("`{raw}` is not a valid UUID")))
+        })
+        .transpose()?;
+    let filter = JobFilter {
+        queue: query.queue,
+        status,
+        job_type: query.job_type,
+        parent_id,
+    };
+    job_page(&state, filter, query.page, query.limit).await
+}
+
+/// `GET /api/admin/jobs/:id/children?page=&limit=`: a parent's children, newest
+/// first (404 when the parent does not exist).
+pub async fn children(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<JobPage>, ApiError> {
+    let id = parse_id(&id)?;
+    page_window(query.page, query.limit)?;
+    if !state.conveyor.store().job_exists(id).await? {
+        return Err(ApiError::not_found(format!("job {id} not found")));
+    }
+    let filter = JobFilter {
+        parent_id: Some(id),
+        ..JobFilter::default()
+    };
+    job_page(&state, filter, query.page, query.limit).await
+}
+
+/// `POST /api/admin/jobs/:id/retry`: FAILED or CANCELLED → PENDING with attempts
+/// reset, pushed again (200 with the job); any other state is a 409.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
+) -> Result<Json<Job>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Json(state.conveyor.retry(id).await?))
 }

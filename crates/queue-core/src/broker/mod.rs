@@ -2,10 +2,13 @@
 //! loses no job, because PostgreSQL holds every record and the reconciler pushes
 //! waiting jobs back.
 
+mod admin;
 pub mod keys;
 mod scripts;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -13,6 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client, Pipeline, Script};
 use uuid::Uuid;
 
+pub use admin::{DeadLetter, DeadLetterEntry, WorkerInfo};
 pub use keys::QueueKeys;
 
 use crate::config::RateLimit;
@@ -75,24 +79,31 @@ pub struct Broker {
     client: Client,
     conn: ConnectionManager,
     prefix: String,
+    /// Until when (ms since the epoch) pushes fail fast after a connection failure,
+    /// so an enqueue does not wait on a Redis that is down: the record is already
+    /// safe in PostgreSQL and the reconciler dispatches it later.
+    open_until_ms: Arc<AtomicI64>,
 }
+
+/// How long pushes fail fast after Redis was found unreachable.
+const BREAKER_OPEN: Duration = Duration::from_secs(1);
 
 impl Broker {
     /// Connects (the connection reconnects by itself after Redis comes back).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BrokerError> {
         let client = Client::open(url)?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
+            .set_connection_timeout(Duration::from_secs(1))
             .set_response_timeout(Duration::from_secs(5))
-            .set_number_of_retries(2)
-            .set_max_delay(500);
+            .set_number_of_retries(1)
+            .set_max_delay(100);
         let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-        let broker = Self {
+        Ok(Self {
             client,
             conn,
             prefix: prefix.to_string(),
-        };
-        Ok(broker)
+            open_until_ms: Arc::new(AtomicI64::new(0)),
+        })
     }
 
     pub fn prefix(&self) -> &str {
@@ -121,6 +132,9 @@ impl Broker {
     pub async fn push(&self, items: &[Dispatch]) -> Result<(), BrokerError> {
         if items.is_empty() {
             return Ok(());
+        }
+        if Utc::now().timestamp_millis() < self.open_until_ms.load(Ordering::Relaxed) {
+            return Err(BrokerError::Unavailable);
         }
         let mut by_queue: BTreeMap<&str, Vec<&Dispatch>> = BTreeMap::new();
         for item in items {
@@ -334,6 +348,21 @@ impl Broker {
     /// Runs a pipeline that may call scripts by SHA, loading them if Redis lost them
     /// (restart, FLUSHALL, SCRIPT FLUSH).
     async fn run_pipeline(&self, pipe: &Pipeline) -> Result<(), BrokerError> {
+        let result = self.run_pipeline_once(pipe).await;
+        if let Err(BrokerError::Redis(e)) = &result {
+            if e.is_io_error()
+                || e.is_connection_refusal()
+                || e.is_connection_dropped()
+                || e.is_timeout()
+            {
+                let until = Utc::now().timestamp_millis() + BREAKER_OPEN.as_millis() as i64;
+                self.open_until_ms.store(until, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    async fn run_pipeline_once(&self, pipe: &Pipeline) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
         match pipe.query_async::<()>(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {

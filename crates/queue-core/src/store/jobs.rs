@@ -34,7 +34,7 @@ pub struct JobFilter {
     pub parent_id: Option<Uuid>,
 }
 
-const JOB_COLUMNS: &str = "id, queue_name, job_type, status, payload, result, error, attempts, max_attempts, \
+pub(crate) const JOB_COLUMNS: &str = "id, queue_name, job_type, status, payload, result, error, attempts, max_attempts, \
      priority, progress, progress_message, parent_id, idempotency_key, run_at, timeout_ms, created_at, \
      started_at, completed_at, cancel_requested";
 

@@ -1,5 +1,6 @@
 //! Everything Conveyor does in PostgreSQL. All SQL lives in this module.
 
+mod admin;
 mod cancel;
 mod claims;
 mod dispatch;
@@ -8,6 +9,7 @@ mod queues;
 mod recovery;
 mod workers;
 
+pub use admin::{QueueStats, RetryOutcome};
 pub use cancel::CancelOutcome;
 pub use claims::{ClaimedJob, FinalState, FinishedAttempt, ProgressUpdate};
 pub use dispatch::{DispatchError, Undispatched};

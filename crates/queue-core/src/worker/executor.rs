@@ -88,29 +88,26 @@ pub(crate) async fn execute(
     };
 
     let finished_at = Utc::now();
-    let msg = match ending {
-        Ending::Shutdown => CompleterMsg::Release {
+    let msg = match next_state(&job, &queue_config.backoff, ending, finished_at) {
+        None => CompleterMsg::Release {
             queue: queue.clone(),
             id: job.id,
             attempt: job.attempts,
             priority: job.priority,
         },
-        ending => {
-            let state = next_state(&job, &queue_config.backoff, ending, finished_at);
-            CompleterMsg::Finished(Completion {
-                queue: queue.clone(),
-                job_type,
-                priority: job.priority,
-                attempt: FinishedAttempt {
-                    id: job.id,
-                    attempt: job.attempts,
-                    worker_id: shared.identity.id.clone(),
-                    started_at: job.started_at,
-                    finished_at,
-                    state,
-                },
-            })
-        }
+        Some(state) => CompleterMsg::Finished(Completion {
+            queue: queue.clone(),
+            job_type,
+            priority: job.priority,
+            attempt: FinishedAttempt {
+                id: job.id,
+                attempt: job.attempts,
+                worker_id: shared.identity.id.clone(),
+                started_at: job.started_at,
+                finished_at,
+                state,
+            },
+        }),
     };
     // The completer outlives every executor; a send error means the process is
     // exiting, and the lease sweep recovers the job.
@@ -136,13 +133,14 @@ fn from_join(joined: Result<Result<serde_json::Value, JobError>, JoinError>) -> 
     }
 }
 
-/// The retry policy: where an attempt that ended this way leaves the job.
+/// The retry policy: where an attempt that ended this way leaves the job (None:
+/// given back uncounted, because the worker is shutting down).
 fn next_state(
     job: &ClaimedJob,
     queue_backoff: &Backoff,
     ending: Ending,
     now: chrono::DateTime<Utc>,
-) -> FinalState {
+) -> Option<FinalState> {
     let attempts_left = job.attempts < job.max_attempts;
     let backoff = job
         .backoff
@@ -158,7 +156,7 @@ fn next_state(
         }
     };
     let scheduled = |error: String| retry_in(backoff_delay(&backoff, job.attempts as u32), error);
-    match ending {
+    Some(match ending {
         Ending::Returned(Ok(result)) => FinalState::Completed(result),
         Ending::Returned(Err(JobError::Permanent(e))) => FinalState::Failed(e),
         Ending::Returned(Err(JobError::Retryable(e))) => scheduled(e),
@@ -166,6 +164,6 @@ fn next_state(
         Ending::Panicked(message) => scheduled(format!("handler panicked: {message}")),
         Ending::TimedOut(t) => scheduled(format!("timed out after {} ms", t.as_millis())),
         Ending::Cancelled => FinalState::Cancelled("cancelled by request".into()),
-        Ending::Shutdown => unreachable!("shutdown releases the job instead"),
-    }
+        Ending::Shutdown => return None,
+    })
 }

@@ -33,7 +33,22 @@ pub(crate) async fn run_queue(
     let mut error_delay = Duration::from_millis(100);
     let tasks = tokio_util::task::TaskTracker::new();
 
+    // After a PostgreSQL failure, no id leaves Redis until PostgreSQL answers again.
+    let mut postgres_down = false;
+
     while !stop.is_cancelled() {
+        if postgres_down {
+            if shared.store.ping().await.is_err() {
+                tokio::select! {
+                    _ = tokio::time::sleep(error_delay) => {}
+                    _ = stop.cancelled() => break,
+                }
+                error_delay = (error_delay * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            tracing::info!(queue.name = %queue, "postgres is back; claiming again");
+            postgres_down = false;
+        }
         let first = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             _ = stop.cancelled() => break,
@@ -65,7 +80,10 @@ pub(crate) async fn run_queue(
             Ok(ClaimReply::Claimed { ids, .. }) => {
                 match start_claimed(&shared, &queue, ids, permits, &tasks).await {
                     Ok(()) => None,
-                    Err(()) => Some(error_delay),
+                    Err(()) => {
+                        postgres_down = true;
+                        Some(error_delay)
+                    }
                 }
             }
         };

@@ -1,0 +1,17 @@
+//! `GET /api/admin/workers`: live workers, from their Redis heartbeat keys.
+
+use axum::extract::State;
+use axum::Json;
+use queue_core::broker::WorkerInfo;
+
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, NoQuery};
+use crate::AppState;
+
+/// Every worker whose heartbeat has not expired, by id.
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
+) -> Result<Json<Vec<WorkerInfo>>, ApiError> {
+    Ok(Json(state.conveyor.broker().live_workers().await?))
+}

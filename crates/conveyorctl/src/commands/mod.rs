@@ -1,0 +1,7 @@
+//! One module per command group.
+
+pub mod dlq;
+pub mod jobs;
+pub mod queues;
+pub mod status;
+pub mod workers;

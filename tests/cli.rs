@@ -1,0 +1,728 @@
+//! `conveyorctl` end to end: each test spawns the real `conveyor-api` on its own
+//! database and Redis prefix, runs the built `conveyorctl` binary against it (URL
+//! and token from the environment, as a script would) and checks its stdout,
+//! stderr and exit code, and where it matters the records it changed.
+
+use std::process::Command;
+use std::time::Duration;
+
+use conveyor_tests::{bin_path, ApiProcess, TestEnv};
+use queue_core::job::{JobStatus, NewJob};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const Q: &str = "diagnostics";
+const LONG: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------
+
+/// What one run of `conveyorctl` did.
+#[derive(Debug)]
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    /// Asserts exit 0 and answers stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "conveyorctl failed: {self:#?}");
+        assert!(self.stderr.is_empty(), "unexpected stderr: {self:#?}");
+        &self.stdout
+    }
+
+    /// Asserts exit 0 and parses stdout as JSON.
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+
+    /// Asserts the exit code and an `error: <code>: …` line on stderr, nothing on stdout.
+    fn failed(&self, code: i32, error_code: &str) {
+        assert_eq!(self.code, code, "{self:#?}");
+        assert!(self.stdout.is_empty(), "stdout on failure: {self:#?}");
+        assert!(
+            self.stderr.starts_with(&format!("error: {error_code}")),
+            "stderr should start with `error: {error_code}`: {self:#?}"
+        );
+    }
+}
+
+/// Runs `conveyorctl args` against `url` with `token` in the environment.
+async fn run_ctl(url: &str, token: Option<&str>, args: &[&str]) -> Ran {
+    let mut cmd = Command::new(bin_path("conveyorctl"));
+    cmd.args(args)
+        .env("CONVEYOR_URL", url)
+        .env_remove("CONVEYOR_TOKEN");
+    if let Some(token) = token {
+        cmd.env("CONVEYOR_TOKEN", token);
+    }
+    // Off the runtime thread, so in-process workers keep running meanwhile.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("conveyorctl runs");
+    Ran {
+        code: out.status.code().expect("exit code (not a signal)"),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}
+
+/// Runs `conveyorctl args` against the test's API with its admin token.
+async fn ctl(api: &ApiProcess, args: &[&str]) -> Ran {
+    run_ctl(&api.url, Some(&api.token), args).await
+}
+
+async fn enqueue(env: &TestEnv, job_type: &str, payload: Value) -> Uuid {
+    env.conveyor
+        .enqueue(NewJob::new(Q, job_type, payload))
+        .await
+        .expect("enqueue")
+        .job
+        .id
+}
+
+/// A job that failed for good (a worker ran it once), with its dead letter.
+async fn failed_job(env: &TestEnv) -> Uuid {
+    let worker = env.worker(&[Q], None);
+    let id = enqueue(env, "FAIL", json!({"retryable": false, "message": "nope"})).await;
+    env.wait_status(id, JobStatus::Failed, LONG).await;
+    worker.stop().await;
+    id
+}
+
+/// The value after `key:` on a `key: value` line of person output.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Global behaviour: help, exit codes, auth, --json
+// ---------------------------------------------------------------------------------
+
+#[sqlx::test]
+async fn help_documents_exit_codes_and_never_shows_the_token(pool: PgPool) {
+    let _env = TestEnv::new(pool).await;
+    let ran = run_ctl(
+        "http://127.0.0.1:9",
+        Some("s3cret-token-value"),
+        &["--help"],
+    )
+    .await;
+    let help = ran.ok();
+    assert!(help.contains("Exit codes:"), "{help}");
+    for line in [
+        "0  success",
+        "1  the API refused",
+        "2  usage error",
+        "3  the API cannot be reached",
+        "4  not found",
+    ] {
+        assert!(help.contains(line), "help lacks `{line}`: {help}");
+    }
+    assert!(help.contains("CONVEYOR_URL") && help.contains("CONVEYOR_TOKEN"));
+    assert!(!help.contains("s3cret-token-value"), "{help}");
+}
+
+#[sqlx::test]
+async fn usage_errors_exit_2(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    // Missing arguments, an unknown command, a bad number: clap's usage error.
+    for args in [
+        &["enqueue", Q][..],
+        &["frobnicate"][..],
+        &["list", "--limit", "many"][..],
+        &[
+            "enqueue",
+            Q,
+            "NOOP",
+            "--payload",
+            "{}",
+            "--payload-file",
+            "x.json",
+        ][..],
+    ] {
+        let ran = ctl(&api, args).await;
+        assert_eq!(ran.code, 2, "{args:?}: {ran:#?}");
+        assert!(ran.stdout.is_empty(), "{ran:#?}");
+    }
+    // A payload that is not JSON, or a file that cannot be read: also 2, and
+    // nothing was sent.
+    let ran = ctl(&api, &["enqueue", Q, "NOOP", "--payload", "{not json"]).await;
+    assert_eq!(ran.code, 2, "{ran:#?}");
+    assert!(ran.stderr.contains("not valid JSON"), "{ran:#?}");
+    let ran = ctl(
+        &api,
+        &[
+            "enqueue",
+            Q,
+            "NOOP",
+            "--payload-file",
+            "/nonexistent/p.json",
+        ],
+    )
+    .await;
+    assert_eq!(ran.code, 2, "{ran:#?}");
+    assert!(ran.stderr.contains("/nonexistent/p.json"), "{ran:#?}");
+    assert_eq!(env.count(JobStatus::Pending).await, 0);
+}
+
+#[sqlx::test]
+async fn a_wrong_token_exits_1_with_the_api_message_and_is_never_printed(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let wrong = "wrong-token-9f8e7d";
+    let ran = run_ctl(&api.url, Some(wrong), &["queues"]).await;
+    ran.failed(1, "unauthorized: invalid token");
+    assert!(!ran.stderr.contains(wrong), "{ran:#?}");
+
+    // No token at all: the API's own message for that.
+    let ran = run_ctl(&api.url, None, &["list"]).await;
+    ran.failed(1, "unauthorized: missing bearer token");
+
+    // --token on the command line beats the environment.
+    let ran = run_ctl(&api.url, Some(wrong), &["--token", &api.token, "queues"]).await;
+    ran.ok();
+}
+
+#[sqlx::test]
+async fn an_unreachable_api_exits_3(pool: PgPool) {
+    let _env = TestEnv::new(pool).await;
+    let port = conveyor_tests::services::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    for args in [
+        &["queues"][..],
+        &["status"][..],
+        &["get", &Uuid::new_v4().to_string()][..],
+    ] {
+        let ran = run_ctl(&url, Some("admin-token"), args).await;
+        ran.failed(3, "cannot reach the API");
+        assert!(
+            ran.stderr.contains(&format!("127.0.0.1:{port}")),
+            "{ran:#?}"
+        );
+        assert!(!ran.stderr.contains("admin-token"), "{ran:#?}");
+    }
+}
+
+#[sqlx::test]
+async fn an_unknown_id_exits_4(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let id = Uuid::new_v4().to_string();
+    for args in [&["get", &id][..], &["cancel", &id][..], &["retry", &id][..]] {
+        let ran = ctl(&api, args).await;
+        ran.failed(4, "not_found:");
+        assert!(ran.stderr.contains(&id), "{args:?}: {ran:#?}");
+    }
+    // A malformed id is the API refusing the input (400), not a missing job.
+    let ran = ctl(&api, &["get", "not-a-uuid"]).await;
+    ran.failed(1, "invalid_field: id:");
+}
+
+#[sqlx::test]
+async fn json_output_parses_for_every_reading_command(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let id = enqueue(&env, "NOOP", json!({"n": 1})).await.to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["get", &id],
+        vec!["list"],
+        vec!["queues"],
+        vec!["stats", Q],
+        vec!["dlq", "list", Q],
+        vec!["workers"],
+        vec!["status"],
+    ];
+    for args in cases {
+        // --json is global: before or after the command.
+        let mut after = args.clone();
+        after.push("--json");
+        let mut before = vec!["--json"];
+        before.extend(args.iter().copied());
+        for argv in [after, before] {
+            let value = ctl(&api, &argv).await.json();
+            assert!(value.is_object() || value.is_array(), "{argv:?}: {value}");
+        }
+    }
+    let job = ctl(&api, &["get", &id, "--json"]).await.json();
+    assert_eq!(job["id"], id);
+    assert_eq!(job["payload"], json!({"n": 1}));
+    assert!(job["executions"].is_array());
+}
+
+// ---------------------------------------------------------------------------------
+// One test per command
+// ---------------------------------------------------------------------------------
+
+#[sqlx::test]
+async fn enqueue_creates_the_job_with_its_options(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let ran = ctl(
+        &api,
+        &[
+            "enqueue",
+            Q,
+            "ECHO",
+            "--payload",
+            r#"{"hello": "world"}"#,
+            "--priority",
+            "high",
+            "--max-attempts",
+            "2",
+        ],
+    )
+    .await;
+    let text = ran.ok();
+    let id: Uuid = field(text, "id").expect("id line").parse().expect("uuid");
+    assert_eq!(field(text, "queueName"), Some(Q));
+    assert_eq!(field(text, "jobType"), Some("ECHO"));
+    assert_eq!(field(text, "status"), Some("PENDING"));
+    let job = env.job(id).await;
+    assert_eq!(job.payload, json!({"hello": "world"}));
+    assert_eq!(job.priority, 10);
+    assert_eq!(job.max_attempts, 2);
+
+    // --delay-ms makes it DELAYED; a numeric priority is sent as a number.
+    let job = ctl(
+        &api,
+        &[
+            "enqueue",
+            Q,
+            "NOOP",
+            "--delay-ms",
+            "600000",
+            "--priority",
+            "-3",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(job["status"], "DELAYED");
+    assert_eq!(job["priority"], -3);
+    assert_eq!(job["payload"], json!({}));
+
+    // The same idempotency key twice: one job; the second run says so on stderr.
+    let args = ["enqueue", Q, "NOOP", "--idempotency-key", "k-1", "--json"];
+    let first = ctl(&api, &args).await.json();
+    let again = ctl(&api, &args[..args.len() - 1]).await;
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert_eq!(field(&again.stdout, "id"), first["id"].as_str());
+    assert!(again.stderr.contains("already exists"), "{again:#?}");
+
+    // Refused input exits 1 with the API's code and message.
+    let ran = ctl(&api, &["enqueue", "no_such_queue", "NOOP"]).await;
+    ran.failed(1, "unknown_queue:");
+    assert!(ran.stderr.contains("no_such_queue"), "{ran:#?}");
+    let ran = ctl(&api, &["enqueue", Q, "NOPE"]).await;
+    ran.failed(1, "unknown_job_type:");
+}
+
+#[sqlx::test]
+async fn enqueue_reads_the_payload_from_a_file(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let path = std::env::temp_dir().join(format!("conveyorctl-{}.json", Uuid::new_v4()));
+    let payload = json!({"items": [1, 2, 3], "nested": {"ok": true}, "text": "héllo"});
+    std::fs::write(&path, serde_json::to_string_pretty(&payload).unwrap()).unwrap();
+    let ran = ctl(
+        &api,
+        &[
+            "enqueue",
+            Q,
+            "ECHO",
+            "--payload-file",
+            path.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    std::fs::remove_file(&path).ok();
+    let job = ran.json();
+    assert_eq!(job["payload"], payload);
+    let id: Uuid = job["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(env.job(id).await.payload, payload);
+}
+
+#[sqlx::test]
+async fn get_shows_the_job_and_its_attempts(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let id = failed_job(&env).await;
+    let ran = ctl(&api, &["get", &id.to_string()]).await;
+    let text = ran.ok();
+    assert_eq!(field(text, "id"), Some(id.to_string().as_str()));
+    assert_eq!(field(text, "status"), Some("FAILED"));
+    assert_eq!(field(text, "error"), Some("nope"));
+    assert_eq!(field(text, "attempts"), Some("1"));
+    assert!(text.contains("executions:"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ATTEMPT") && l.contains("WORKER")),
+        "{text}"
+    );
+}
+
+#[sqlx::test]
+async fn list_prints_a_table_and_filters(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(enqueue(&env, "NOOP", json!({})).await);
+    }
+    enqueue(&env, "ECHO", json!({})).await;
+
+    let ran = ctl(
+        &api,
+        &[
+            "list",
+            "--queue",
+            Q,
+            "--status",
+            "PENDING",
+            "--job-type",
+            "NOOP",
+            "--limit",
+            "2",
+        ],
+    )
+    .await;
+    let text = ran.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ID", "QUEUE", "TYPE", "STATUS", "ATTEMPTS", "CREATED", "AT"],
+        "{text}"
+    );
+    // Newest first, two per page, columns aligned under the header.
+    assert!(lines[1].starts_with(&ids[2].to_string()), "{text}");
+    assert!(lines[2].starts_with(&ids[1].to_string()), "{text}");
+    let status_col = lines[0].find("STATUS").unwrap();
+    assert_eq!(&lines[1][status_col..status_col + 7], "PENDING", "{text}");
+    assert!(lines[1].contains(" NOOP "), "{text}");
+    assert!(lines[3].contains("page 1 of 2, 3 jobs"), "{text}");
+
+    let page = ctl(
+        &api,
+        &[
+            "list",
+            "--job-type",
+            "NOOP",
+            "--page",
+            "2",
+            "--limit",
+            "2",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["page"], 2);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["id"], ids[0].to_string());
+
+    // Invalid filters are the API's 400s.
+    ctl(&api, &["list", "--status", "SLEEPING"])
+        .await
+        .failed(1, "invalid_field: status:");
+    ctl(&api, &["list", "--limit", "101"])
+        .await
+        .failed(1, "invalid_field: limit:");
+}
+
+#[sqlx::test]
+async fn retry_puts_a_failed_job_back(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let id = failed_job(&env).await;
+    let text = ctl(&api, &["retry", &id.to_string()])
+        .await
+        .ok()
+        .to_string();
+    assert_eq!(field(&text, "status"), Some("PENDING"), "{text}");
+    assert_eq!(field(&text, "attempts"), Some("0"), "{text}");
+    assert_eq!(env.job(id).await.status, JobStatus::Pending);
+
+    // A PENDING job cannot be retried: 409 → exit 1.
+    let ran = ctl(&api, &["retry", &id.to_string()]).await;
+    ran.failed(1, "conflict:");
+}
+
+#[sqlx::test]
+async fn cancel_cancels_a_waiting_job_then_deletes_it(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let id = enqueue(&env, "NOOP", json!({})).await;
+    let text = ctl(&api, &["cancel", &id.to_string()])
+        .await
+        .ok()
+        .to_string();
+    assert!(text.starts_with(&format!("cancelled job {id}")), "{text}");
+    assert_eq!(field(&text, "status"), Some("CANCELLED"), "{text}");
+    assert_eq!(env.job(id).await.status, JobStatus::Cancelled);
+
+    // A finished job's record is deleted (204); --json still prints JSON.
+    let done = ctl(&api, &["cancel", &id.to_string(), "--json"])
+        .await
+        .json();
+    assert_eq!(done, json!({"id": id.to_string(), "deleted": true}));
+    ctl(&api, &["get", &id.to_string()])
+        .await
+        .failed(4, "not_found:");
+}
+
+#[sqlx::test]
+async fn queues_lists_every_configured_queue(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    enqueue(&env, "NOOP", json!({})).await;
+    let text = ctl(&api, &["queues"]).await.ok().to_string();
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "QUEUE",
+            "PAUSED",
+            "WAITING",
+            "ACTIVE",
+            "DELAYED",
+            "RETRYING",
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED"
+        ]
+    );
+    for queue in env.config.queues.keys() {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().next() == Some(queue.as_str())),
+            "{queue} missing: {text}"
+        );
+    }
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with(Q))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [Q, "false", "1", "0", "0", "0", "0", "0", "0"],
+        "{text}"
+    );
+}
+
+#[sqlx::test]
+async fn stats_shows_one_queue(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    enqueue(&env, "NOOP", json!({})).await;
+    enqueue(&env, "NOOP", json!({})).await;
+    let text = ctl(&api, &["stats", Q]).await.ok().to_string();
+    assert_eq!(field(&text, "queue"), Some(Q));
+    assert_eq!(field(&text, "waiting"), Some("2"));
+    assert_eq!(field(&text, "paused"), Some("false"));
+    ctl(&api, &["stats", "no_such_queue"])
+        .await
+        .failed(1, "unknown_queue:");
+}
+
+#[sqlx::test]
+async fn pause_and_resume_a_queue(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let text = ctl(&api, &["pause", Q]).await.ok().to_string();
+    assert_eq!(field(&text, "queue"), Some(Q));
+    assert_eq!(field(&text, "paused"), Some("true"));
+    let stats = ctl(&api, &["stats", Q, "--json"]).await.json();
+    assert_eq!(stats["paused"], true);
+
+    let text = ctl(&api, &["resume", Q]).await.ok().to_string();
+    assert_eq!(field(&text, "paused"), Some("false"));
+    let stats = ctl(&api, &["stats", Q, "--json"]).await.json();
+    assert_eq!(stats["paused"], false);
+
+    ctl(&api, &["pause", "no_such_queue"])
+        .await
+        .failed(1, "unknown_queue:");
+}
+
+#[sqlx::test]
+async fn clean_removes_finished_records(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let id = failed_job(&env).await;
+    // Still within a long grace period: nothing removed.
+    let text = ctl(
+        &api,
+        &["clean", Q, "--status", "FAILED", "--grace-ms", "3600000"],
+    )
+    .await
+    .ok()
+    .to_string();
+    assert_eq!(field(&text, "removed"), Some("0"));
+    let text = ctl(
+        &api,
+        &[
+            "clean",
+            Q,
+            "--status",
+            "FAILED",
+            "--grace-ms",
+            "0",
+            "--limit",
+            "10",
+        ],
+    )
+    .await
+    .ok()
+    .to_string();
+    assert_eq!(field(&text, "removed"), Some("1"));
+    ctl(&api, &["get", &id.to_string()])
+        .await
+        .failed(4, "not_found:");
+
+    // A state that cannot be cleaned: the API names the valid ones.
+    let ran = ctl(&api, &["clean", Q, "--status", "PENDING"]).await;
+    ran.failed(1, "invalid_field: status:");
+    assert!(ran.stderr.contains("COMPLETED"), "{ran:#?}");
+    // --status is required.
+    assert_eq!(ctl(&api, &["clean", Q]).await.code, 2);
+}
+
+#[sqlx::test]
+async fn dlq_list_shows_dead_letters(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let text = ctl(&api, &["dlq", "list", Q]).await.ok().to_string();
+    assert!(text.contains("no dead letters"), "{text}");
+
+    let id = failed_job(&env).await;
+    let text = ctl(&api, &["dlq", "list", Q]).await.ok().to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("JOB ID"), "{text}");
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with(&id.to_string()))
+        .unwrap_or_else(|| panic!("{id} missing: {text}"));
+    assert!(row.contains("FAIL") && row.ends_with("nope"), "{text}");
+
+    let letters = ctl(&api, &["dlq", "list", Q, "--json"]).await.json();
+    assert_eq!(letters[0]["jobId"], id.to_string());
+    assert_eq!(letters[0]["attempts"], 1);
+    ctl(&api, &["dlq", "list", "no_such_queue"])
+        .await
+        .failed(1, "unknown_queue:");
+}
+
+#[sqlx::test]
+async fn dlq_replay_retries_named_or_all_dead_letters(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let first = failed_job(&env).await;
+    let second = failed_job(&env).await;
+
+    let text = ctl(&api, &["dlq", "replay", Q, "--job-id", &first.to_string()])
+        .await
+        .ok()
+        .to_string();
+    assert_eq!(field(&text, "replayed"), Some("1"), "{text}");
+    assert_eq!(env.job(first).await.status, JobStatus::Pending);
+    assert_eq!(env.job(second).await.status, JobStatus::Failed);
+
+    let all = ctl(&api, &["dlq", "replay", Q, "--json"]).await.json();
+    assert_eq!(all, json!({"replayed": 1}));
+    assert_eq!(env.job(second).await.status, JobStatus::Pending);
+    let text = ctl(&api, &["dlq", "list", Q]).await.ok().to_string();
+    assert!(text.contains("no dead letters"), "{text}");
+
+    ctl(&api, &["dlq", "replay", Q, "--job-id", "not-a-uuid"])
+        .await
+        .failed(1, "");
+}
+
+#[sqlx::test]
+async fn workers_lists_live_workers(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let text = ctl(&api, &["workers"]).await.ok().to_string();
+    assert!(text.contains("no live workers"), "{text}");
+
+    let worker = env.worker(&[Q], Some(3));
+    let deadline = std::time::Instant::now() + LONG;
+    let text = loop {
+        let text = ctl(&api, &["workers"]).await.ok().to_string();
+        if text.contains(&worker.id) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker never listed: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("LAST HEARTBEAT"),
+        "{text}"
+    );
+    let row: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with(&worker.id))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[2], std::process::id().to_string(), "{text}");
+    assert_eq!(row[3], Q, "{text}");
+    assert_eq!(row[4], "3", "{text}");
+    let workers = ctl(&api, &["workers", "--json"]).await.json();
+    assert!(workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["id"] == worker.id.as_str()));
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn status_reports_health(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let text = ctl(&api, &["status"]).await.ok().to_string();
+    assert_eq!(field(&text, "api"), Some("healthy"), "{text}");
+    assert!(
+        field(&text, "postgres").is_some_and(|v| v.starts_with("up")),
+        "{text}"
+    );
+    assert!(
+        field(&text, "redis").is_some_and(|v| v.starts_with("up")),
+        "{text}"
+    );
+    assert!(text.contains("system status"), "{text}");
+
+    let status = ctl(&api, &["status", "--json"]).await.json();
+    assert_eq!(status["health"]["status"], "healthy");
+    // `system` is the system status route's answer, or null while it is not served.
+    assert!(
+        status["system"].is_object() || status["system"].is_null(),
+        "{status}"
+    );
+
+    // /health needs no token: without one, status still works (system skipped).
+    let ran = run_ctl(&api.url, None, &["status"]).await;
+    assert!(ran.ok().contains("skipped (no token)"), "{ran:#?}");
+}
