@@ -26,6 +26,9 @@ CREATE TABLE jobs (
     started_at       timestamptz,
     completed_at     timestamptz,
     cancel_requested boolean     NOT NULL DEFAULT false,
+    -- Runs of the job: an admin retry of a finished job starts run + 1 with attempts
+    -- back at 0, and the attempts of earlier runs stay in the log.
+    runs             integer     NOT NULL DEFAULT 1,
     worker_id        text,                -- the worker process holding the current attempt
     -- A RUNNING job whose lease ran out is recovered; its worker's heartbeat renews it.
     lease_expires_at timestamptz,
@@ -52,6 +55,7 @@ CREATE INDEX jobs_running_lease_idx  ON jobs (lease_expires_at) WHERE status = '
 -- One row per attempt: who ran it, when, how it ended.
 CREATE TABLE job_executions (
     job_id      uuid        NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    run         integer     NOT NULL DEFAULT 1,
     attempt     integer     NOT NULL,
     worker_id   text        NOT NULL,
     status      text        NOT NULL CHECK (status IN ('COMPLETED','FAILED','LOST','CANCELLED')),
@@ -59,7 +63,7 @@ CREATE TABLE job_executions (
     finished_at timestamptz NOT NULL,
     duration_ms bigint      NOT NULL,
     error       text,
-    PRIMARY KEY (job_id, attempt)
+    PRIMARY KEY (job_id, run, attempt)
 );
 
 -- Per-queue state that must survive a Redis loss.

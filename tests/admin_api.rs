@@ -552,7 +552,7 @@ async fn retry_of_a_failed_job_resets_it_and_it_runs_again(pool: PgPool) {
     assert_eq!(job["cancelRequested"], false);
     assert_eq!(job["progress"], 0);
 
-    // Pushed again and marked so; the old attempt log is gone.
+    // Pushed again and marked so; the first run's attempt stays in the log.
     assert!(in_ready_set(&env, id).await);
     let dispatched: Option<DateTime<Utc>> =
         sqlx::query_scalar("SELECT dispatched_at FROM jobs WHERE id = $1")
@@ -561,7 +561,14 @@ async fn retry_of_a_failed_job_resets_it_and_it_runs_again(pool: PgPool) {
             .await
             .unwrap();
     assert!(dispatched.is_some_and(|t| t >= retried_at - chrono::Duration::seconds(1)));
-    assert!(env.executions(id).await.is_empty());
+    let history = env.executions(id).await;
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| (e.run, e.attempt))
+            .collect::<Vec<_>>(),
+        vec![(1, 1)]
+    );
 
     // It runs again from attempt 1, and that attempt is logged.
     let worker = env.worker(&[Q], None);
@@ -570,9 +577,9 @@ async fn retry_of_a_failed_job_resets_it_and_it_runs_again(pool: PgPool) {
     assert_eq!(again.attempts, 1);
     assert_eq!(again.error.as_deref(), Some("nope"));
     let executions = env.executions(id).await;
-    assert_eq!(executions.len(), 1, "{executions:?}");
-    assert_eq!(executions[0].attempt, 1);
-    assert!(executions[0].started_at >= retried_at - chrono::Duration::seconds(1));
+    let runs: Vec<(i32, i32)> = executions.iter().map(|e| (e.run, e.attempt)).collect();
+    assert_eq!(runs, vec![(1, 1), (2, 1)], "{executions:?}");
+    assert!(executions[1].started_at >= retried_at - chrono::Duration::seconds(1));
 }
 
 #[sqlx::test]

@@ -92,7 +92,7 @@ async fn audit(pool: &PgPool, ids: &[Uuid], report: Report) {
     let stuck = count("SELECT count(*) FROM jobs WHERE id = ANY($1) AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')").await;
     let rows_off = count(
         "SELECT count(*) FROM jobs j WHERE j.id = ANY($1)
-           AND (SELECT count(*) FROM job_executions e WHERE e.job_id = j.id) <> j.attempts",
+           AND (SELECT count(*) FROM job_executions e WHERE e.job_id = j.id AND e.run = j.runs) <> j.attempts",
     )
     .await;
     let retries_off = count(

@@ -37,12 +37,6 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error('[bullmq]', ...a);
 const connection = () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
 
-if (process.argv[2] === '--worker') {
-  await runWorker(process.argv[3], Number(process.argv[4]));
-} else {
-  await main();
-}
-
 // ------------------------------------------------------------------ worker process
 
 async function runWorker(queueName, concurrency) {
@@ -108,11 +102,16 @@ async function freshQueue(name) {
   return queue;
 }
 
+// Forked workers, killed if the run fails half-way.
+const children = new Set();
+
 async function startWorker(queueName) {
   const child = fork(fileURLToPath(import.meta.url), ['--worker', queueName, String(CONCURRENCY)], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    env: process.env,
+    env: { ...process.env, BULL_PREFIX: PREFIX },
   });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
   const ready = new Promise((resolve, reject) => {
     child.on('message', (m) => m && m.ready && resolve());
     child.on('exit', (code) => reject(new Error(`worker exited (${code}) before it was ready`)));
@@ -246,6 +245,7 @@ async function main() {
       await q.obliterate({ force: true });
     }
   } finally {
+    for (const child of children) child.kill('SIGKILL');
     for (const q of queues) await q.close().catch(() => {});
     const redis = connection();
     const keys = await redis.keys(`${PREFIX}:*`);
@@ -263,4 +263,11 @@ function readVersion() {
   } catch {
     return null;
   }
+}
+
+// Last, so every declaration above is initialised.
+if (process.argv[2] === '--worker') {
+  await runWorker(process.argv[3], Number(process.argv[4]));
+} else {
+  await main();
 }

@@ -223,6 +223,8 @@ impl TryFrom<String> for JobStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
     pub job_id: Uuid,
+    /// 1, then + 1 for each admin retry of the finished job.
+    pub run: i32,
     pub attempt: i32,
     pub worker_id: String,
     pub status: String,

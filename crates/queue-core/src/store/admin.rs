@@ -56,22 +56,19 @@ pub enum RetryOutcome {
 /// The states a retry moves back to PENDING.
 const RETRYABLE: [&str; 2] = ["FAILED", "CANCELLED"];
 
-/// Resets a finished job to a fresh PENDING one. `dispatched_at = NULL` makes the
-/// reconciler push it should the caller's push fail. The attempt log restarts with
-/// the attempt count: its primary key is (job, attempt), so the old rows would make
-/// the new attempts' rows collide (and be dropped) — they are deleted in the same
-/// statement.
+/// Resets a finished job to a fresh PENDING one in a new run (`runs + 1`), so the
+/// attempts of earlier runs stay in the log. `dispatched_at = NULL` makes the
+/// reconciler push it should the caller's push fail.
 fn retry_sql(extra_filter: &str) -> String {
     format!(
         "WITH retried AS (
             UPDATE jobs SET status = 'PENDING', attempts = 0, error = NULL, result = NULL,
                             completed_at = NULL, started_at = NULL, cancel_requested = false,
                             dispatched_at = NULL, progress = 0, progress_message = NULL,
-                            run_at = now(), worker_id = NULL, lease_expires_at = NULL
+                            run_at = now(), worker_id = NULL, lease_expires_at = NULL,
+                            runs = runs + 1
             WHERE id = ANY($1) AND status = ANY($2) {extra_filter}
             RETURNING {JOB_COLUMNS}
-         ), forgotten AS (
-            DELETE FROM job_executions WHERE job_id IN (SELECT id FROM retried)
          )
          SELECT * FROM retried"
     )

@@ -186,13 +186,13 @@ impl Store {
                     lease_expires_at = NULL
                 FROM input i
                 WHERE j.id = i.id AND j.status = 'RUNNING' AND j.attempts = i.attempt
-                RETURNING j.id, j.status
+                RETURNING j.id, j.status, j.runs
              ), logged AS (
-                INSERT INTO job_executions (job_id, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
-                SELECT i.id, i.attempt, i.worker_id, i.exec_status, i.started_at, i.finished_at,
+                INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
+                SELECT i.id, u.runs, i.attempt, i.worker_id, i.exec_status, i.started_at, i.finished_at,
                        GREATEST(0, (extract(epoch FROM i.finished_at - i.started_at) * 1000)::bigint), i.error
                 FROM input i JOIN updated u ON u.id = i.id
-                ON CONFLICT (job_id, attempt) DO NOTHING
+                ON CONFLICT (job_id, run, attempt) DO NOTHING
              )
              SELECT id, status FROM updated",
         )

@@ -29,7 +29,7 @@ impl Store {
                 SELECT id FROM jobs WHERE status = 'RUNNING' AND lease_expires_at < now()
                 ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
              ), old AS (
-                SELECT j.id, j.attempts, j.worker_id, j.started_at FROM jobs j JOIN expired USING (id)
+                SELECT j.id, j.runs, j.attempts, j.worker_id, j.started_at FROM jobs j JOIN expired USING (id)
              ), updated AS (
                 UPDATE jobs j SET
                     status = CASE WHEN j.cancel_requested THEN 'CANCELLED'
@@ -41,12 +41,12 @@ impl Store {
                 FROM expired WHERE j.id = expired.id
                 RETURNING j.id, j.queue_name, j.job_type, j.status, j.attempts, j.completed_at
              ), logged AS (
-                INSERT INTO job_executions (job_id, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
-                SELECT o.id, o.attempts, COALESCE(o.worker_id, 'unknown'), 'LOST', COALESCE(o.started_at, now()), now(),
+                INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
+                SELECT o.id, o.runs, o.attempts, COALESCE(o.worker_id, 'unknown'), 'LOST', COALESCE(o.started_at, now()), now(),
                        GREATEST(0, (extract(epoch FROM now() - COALESCE(o.started_at, now())) * 1000)::bigint),
                        'worker lost (lease expired)'
                 FROM old o
-                ON CONFLICT (job_id, attempt) DO NOTHING
+                ON CONFLICT (job_id, run, attempt) DO NOTHING
              )
              SELECT id, queue_name, job_type, status, attempts, completed_at FROM updated",
         )
