@@ -52,8 +52,8 @@ fi
 export CONVEYOR_ADMIN_TOKENS
 TOKEN="${CONVEYOR_ADMIN_TOKENS%%,*}"
 
-echo "[conveyor] cargo build --release --bins" >&2
-cargo build --release --bins
+echo "[conveyor] cargo build --release --workspace --bins" >&2
+cargo build --release --workspace --bins
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 # Stop what a previous run left running (after the build, to keep the gap short).
