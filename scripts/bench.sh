@@ -38,7 +38,7 @@ for arg in "$@"; do
     fi
 done
 
-echo "[conveyor] cargo build --release --bins" >&2
-cargo build --release --bins
+echo "[conveyor] cargo build --release --workspace --bins" >&2
+cargo build --release --workspace --bins
 
 exec target/release/conveyor-bench "$@"

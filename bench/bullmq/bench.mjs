@@ -83,6 +83,21 @@ function machineBusySeconds() {
   return cpu.filter((_, i) => i !== 3 && i !== 4).reduce((a, b) => a + b, 0) / TICKS;
 }
 
+async function localRedisPid() {
+  const redis = connection();
+  try {
+    const info = await redis.info('server');
+    const pid = Number((info.match(/process_id:(\d+)/) || [])[1]);
+    return pid && readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('redis') ? pid : null;
+  } catch {
+    return null;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const redisCpu = (pid) => (pid ? procCpuSeconds(pid) : 0);
+
 function percentile(sorted, q) {
   if (sorted.length === 0) return 0;
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
@@ -146,6 +161,7 @@ const drainTimeout = (n) => 60_000 + n * 5;
 
 async function main() {
   const out = { bullmq: readVersion(), prefix: PREFIX, jobs: N };
+  const redisPid = await localRedisPid();
   const queues = [];
   try {
     // 1. bulk enqueue
@@ -167,6 +183,7 @@ async function main() {
       queues.push(q);
       for (const size of chunks(N, BULK_CHUNK)) await q.addBulk(noops(size));
       const m0 = machineBusySeconds();
+      const r0 = redisCpu(redisPid);
       const t0 = now();
       const { child, ready } = await startWorker('drain');
       ready.catch(() => {});
@@ -174,12 +191,17 @@ async function main() {
       const seconds = (t1 - t0) / 1000;
       const cpu = procCpuSeconds(child.pid);
       const machine = machineBusySeconds() - m0;
+      const redisUsed = redisCpu(redisPid) - r0;
       const peak = statusKb(child.pid, 'VmHWM');
       await stopWorker(child);
       out.drain = { jobs: N, seconds, jobs_per_s: N / seconds };
       out.cpu = {
         worker_cpu_seconds: cpu,
         worker_cpu_seconds_per_1000_jobs: (cpu * 1000) / N,
+        redis_cpu_seconds: redisUsed,
+        redis_cpu_seconds_per_1000_jobs: (redisUsed * 1000) / N,
+        system_cpu_seconds: cpu + redisUsed,
+        system_cpu_ms_per_job: ((cpu + redisUsed) * 1000) / N,
         machine_cpu_seconds: machine,
         machine_cpu_ms_per_job: (machine * 1000) / N,
         peak_rss_mb: peak / 1024,
