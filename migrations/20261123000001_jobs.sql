@@ -65,6 +65,8 @@ CREATE TABLE job_executions (
     error       text,
     PRIMARY KEY (job_id, run, attempt)
 );
+-- The status, summary and error reports read recent attempts by outcome.
+CREATE INDEX job_executions_status_finished_idx ON job_executions (status, finished_at DESC);
 
 -- Per-queue state that must survive a Redis loss.
 CREATE TABLE queue_state (

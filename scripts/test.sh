@@ -9,7 +9,9 @@
 #   DATABASE_URL  default postgres://postgres@127.0.0.1:5432/conveyor_test
 #                 (sqlx::test creates one database per test on that server)
 #   REDIS_URL     default redis://127.0.0.1:6379
-#   CI            when set, also runs `cargo fmt --check` and `cargo clippy -D warnings`
+#   CI            when set, also runs `cargo fmt --check` and `cargo clippy -D warnings`,
+#                 and the API fuzz run (scripts/fuzz-api.sh) after the tests
+#   FUZZ=1        runs the API fuzz run without CI
 # A URL pointing elsewhere than the local default server is used as is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,3 +51,9 @@ cargo build --workspace --bins
 
 echo "[conveyor] cargo nextest run --workspace --no-fail-fast $*" >&2
 cargo nextest run --workspace --no-fail-fast "$@"
+
+# The API fuzz run (schemathesis against /openapi.json): in CI, or with FUZZ=1.
+if [ -n "${CI:-}" ] || [ "${FUZZ:-}" = "1" ]; then
+    echo "[conveyor] scripts/fuzz-api.sh" >&2
+    scripts/fuzz-api.sh
+fi

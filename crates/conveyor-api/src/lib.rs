@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod routes;
+pub mod schemas;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +14,7 @@ use std::time::Instant;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use queue_core::metrics::Metrics;
 use queue_core::Conveyor;
 
 pub use auth::Auth;
@@ -23,6 +26,8 @@ pub struct AppState {
     pub conveyor: Conveyor,
     pub auth: Arc<Auth>,
     pub started: Instant,
+    /// The API's own metrics (`GET /metrics`).
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -31,9 +36,44 @@ impl AppState {
             conveyor,
             auth: Arc::new(auth),
             started: Instant::now(),
+            metrics: Metrics::new(),
         }
     }
 }
+
+/// Every (method, path) the router serves, in OpenAPI path syntax. The `openapi`
+/// test checks that each is served and documented, and that nothing else is
+/// documented; add new routes here too.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/admin/jobs"),
+    ("GET", "/api/admin/jobs"),
+    ("POST", "/api/admin/jobs/bulk"),
+    ("GET", "/api/admin/jobs/{id}"),
+    ("DELETE", "/api/admin/jobs/{id}"),
+    ("GET", "/api/admin/jobs/{id}/children"),
+    ("GET", "/api/admin/jobs/{id}/events"),
+    ("POST", "/api/admin/jobs/{id}/retry"),
+    ("GET", "/api/admin/queues"),
+    ("GET", "/api/admin/jobs/queue/{name}/stats"),
+    ("POST", "/api/admin/jobs/queue/{name}/pause"),
+    ("POST", "/api/admin/jobs/queue/{name}/resume"),
+    ("POST", "/api/admin/jobs/queue/{name}/clean"),
+    ("GET", "/api/admin/dlq/{queue}"),
+    ("POST", "/api/admin/dlq/{queue}/replay"),
+    ("GET", "/api/admin/workers"),
+    ("GET", "/api/admin/scheduled-jobs"),
+    ("POST", "/api/admin/scheduled-jobs"),
+    ("GET", "/api/admin/scheduled-jobs/{id}"),
+    ("PATCH", "/api/admin/scheduled-jobs/{id}"),
+    ("DELETE", "/api/admin/scheduled-jobs/{id}"),
+    ("POST", "/api/admin/scheduled-jobs/{id}/trigger"),
+    ("GET", "/api/admin/system/status"),
+    ("GET", "/api/admin/metrics/summary"),
+    ("GET", "/api/admin/errors"),
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/metrics"),
+];
 
 /// The application: admin routes behind auth, `/health` open, errors in the
 /// `{"error": {"code", "message"}}` shape everywhere (also for unknown routes).
@@ -47,6 +87,7 @@ pub fn router(state: AppState) -> Router {
             get(routes::jobs::get_one).delete(routes::jobs::cancel),
         )
         .route("/jobs/{id}/children", get(routes::jobs::children))
+        .route("/jobs/{id}/events", get(routes::events::events))
         .route("/jobs/{id}/retry", post(routes::jobs::retry))
         .route("/queues", get(routes::queues::list))
         .route("/jobs/queue/{name}/stats", get(routes::queues::stats))
@@ -56,6 +97,23 @@ pub fn router(state: AppState) -> Router {
         .route("/dlq/{queue}", get(routes::dlq::list))
         .route("/dlq/{queue}/replay", post(routes::dlq::replay))
         .route("/workers", get(routes::workers::list))
+        .route(
+            "/scheduled-jobs",
+            get(routes::schedules::list).post(routes::schedules::create),
+        )
+        .route(
+            "/scheduled-jobs/{id}",
+            get(routes::schedules::get_one)
+                .patch(routes::schedules::update)
+                .delete(routes::schedules::delete),
+        )
+        .route(
+            "/scheduled-jobs/{id}/trigger",
+            post(routes::schedules::trigger),
+        )
+        .route("/system/status", get(routes::system::status))
+        .route("/metrics/summary", get(routes::system::summary))
+        .route("/errors", get(routes::system::errors))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -63,6 +121,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/admin", admin)
         .route("/health", get(routes::health::health))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(routes::system::metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

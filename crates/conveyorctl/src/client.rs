@@ -503,6 +503,55 @@ impl Client {
         .await
     }
 
+    /// `GET /api/admin/scheduled-jobs`.
+    pub async fn schedules(&self) -> Result<Reply<Vec<Value>>, ClientError> {
+        self.call(Method::GET, self.admin(&["scheduled-jobs"]), None)
+            .await
+    }
+
+    /// `POST /api/admin/scheduled-jobs`.
+    pub async fn create_schedule(&self, body: &Value) -> Result<Reply<Value>, ClientError> {
+        self.call(Method::POST, self.admin(&["scheduled-jobs"]), Some(body))
+            .await
+    }
+
+    /// `GET /api/admin/scheduled-jobs/:id`.
+    pub async fn get_schedule(&self, id: &str) -> Result<Reply<Value>, ClientError> {
+        self.call(Method::GET, self.admin(&["scheduled-jobs", id]), None)
+            .await
+    }
+
+    /// `PATCH /api/admin/scheduled-jobs/:id`.
+    pub async fn update_schedule(
+        &self,
+        id: &str,
+        body: &Value,
+    ) -> Result<Reply<Value>, ClientError> {
+        self.call(
+            Method::PATCH,
+            self.admin(&["scheduled-jobs", id]),
+            Some(body),
+        )
+        .await
+    }
+
+    /// `DELETE /api/admin/scheduled-jobs/:id` (204).
+    pub async fn delete_schedule(&self, id: &str) -> Result<(), ClientError> {
+        self.send(Method::DELETE, self.admin(&["scheduled-jobs", id]), None)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /api/admin/scheduled-jobs/:id/trigger`: the job enqueued.
+    pub async fn trigger_schedule(&self, id: &str) -> Result<Reply<Job>, ClientError> {
+        self.call(
+            Method::POST,
+            self.admin(&["scheduled-jobs", id, "trigger"]),
+            None,
+        )
+        .await
+    }
+
     /// `GET /api/admin/workers`.
     pub async fn workers(&self) -> Result<Reply<Vec<Worker>>, ClientError> {
         self.call(Method::GET, self.admin(&["workers"]), None).await

@@ -108,6 +108,9 @@ pub enum Command {
     /// Dead-letter queue: list or replay.
     #[command(subcommand)]
     Dlq(commands::dlq::DlqCommand),
+    /// Cron-scheduled jobs: list, create, enable, disable, pause, trigger, delete.
+    #[command(subcommand)]
+    Scheduled(commands::scheduled::ScheduledCommand),
     /// Live workers.
     Workers,
     /// Health of the API and its services (plus system status when served).
@@ -172,6 +175,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
         }
         Command::Clean(args) => commands::queues::clean(&client, out, args).await,
         Command::Dlq(cmd) => commands::dlq::run(&client, out, cmd).await,
+        Command::Scheduled(cmd) => commands::scheduled::run(&client, out, cmd).await,
         Command::Workers => commands::workers::list(&client, out).await,
         Command::Status => commands::status::show(&client, out).await,
     }

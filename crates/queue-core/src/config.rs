@@ -28,7 +28,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     #[serde(default)]
     pub queues: BTreeMap<String, QueueConfig>,
-    /// Sections owned by other crates (providers, wikidata, storage, scheduler, …),
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// Sections owned by other crates (providers, wikidata, storage, …),
     /// kept as raw values so this crate does not reject them.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -129,6 +131,45 @@ impl WorkerConfig {
     }
     pub fn abort_grace(&self) -> Duration {
         Duration::from_millis(self.abort_grace_ms)
+    }
+}
+
+/// Settings of `conveyor-scheduler` (cron schedules and maintenance).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Longest wait between two looks for due schedules (a NOTIFY on
+    /// `conveyor_schedules` or the next known tick wakes it sooner).
+    pub tick_ms: u64,
+    /// How often finished records are pruned per queue retention.
+    pub retention_interval_ms: u64,
+    /// Missed ticks (scheduler down): `coalesce` (one run), `skip` or `all`; a
+    /// schedule's own `misfirePolicy` wins.
+    pub misfire: crate::cron::MisfirePolicy,
+    /// A tick later than this is missed (matters to `skip`).
+    pub misfire_grace_ms: u64,
+    /// Schedules fired per transaction.
+    pub batch_size: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 500,
+            retention_interval_ms: 60_000,
+            misfire: crate::cron::MisfirePolicy::Coalesce,
+            misfire_grace_ms: 5_000,
+            batch_size: 16,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms)
+    }
+    pub fn retention_interval(&self) -> Duration {
+        Duration::from_millis(self.retention_interval_ms)
     }
 }
 
@@ -315,6 +356,18 @@ impl Config {
                 "must be shorter than worker.lease_ms",
             ));
         }
+        for (key, value) in [
+            ("scheduler.tick_ms", self.scheduler.tick_ms),
+            (
+                "scheduler.retention_interval_ms",
+                self.scheduler.retention_interval_ms,
+            ),
+            ("scheduler.batch_size", u64::from(self.scheduler.batch_size)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be greater than 0"));
+            }
+        }
         for (name, q) in &self.queues {
             let key = |k: &str| format!("queues.{name}.{k}");
             if name.is_empty()
@@ -413,6 +466,8 @@ mod tests {
             ("[queues.\"a:b\"]\nconcurrency = 1", "queues.a:b"),
             ("[worker]\nheartbeat_ms = 40000", "worker.heartbeat_ms"),
             ("[worker]\nlease_msec = 1", "worker"),
+            ("[scheduler]\ntick_ms = 0", "scheduler.tick_ms"),
+            ("[scheduler]\nmisfire = \"often\"", "scheduler.misfire"),
         ];
         for (toml, key) in cases {
             let err = Config::from_toml_str(toml).unwrap_err();

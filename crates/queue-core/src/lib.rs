@@ -19,12 +19,14 @@ pub mod broker;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod cron;
 pub mod diagnostics;
 pub mod error;
 pub mod handler;
 pub mod job;
 pub mod metrics;
 pub mod retry;
+pub mod scheduler;
 pub mod store;
 pub mod worker;
 

@@ -6,24 +6,37 @@ use queue_core::broker::DeadLetter;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJsonOrEmpty, ApiQuery, NoQuery};
 use crate::routes::queues::known_queue;
+use crate::schemas::DeadLetterSchema;
 use crate::AppState;
+use utoipa::{IntoParams, ToSchema};
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1_000;
 /// Most ids one replay names (like a bulk enqueue).
 const MAX_REPLAY_IDS: usize = queue_core::client::MAX_BULK;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DlqQuery {
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 /// `GET /api/admin/dlq/:queue?limit=`: the oldest `limit` dead letters (default
 /// 100, at most 1000).
+#[utoipa::path(get, path = "/api/admin/dlq/{queue}", operation_id = "listDeadLetters", tag = "dlq", security(("bearer" = [])),
+    params(("queue" = String, Path, description = "A configured queue"), DlqQuery),
+    responses(
+        (status = 200, description = "Dead letters, oldest first", body = Vec<DeadLetterSchema>),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     Path(queue): Path<String>,
@@ -46,19 +59,31 @@ pub async fn list(
 }
 
 /// Body of `POST /api/admin/dlq/:queue/replay` (an empty body replays all).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReplayBody {
     pub job_ids: Option<Vec<Uuid>>,
 }
 
-#[derive(Debug, Serialize)]
+/// How many dead jobs went back to PENDING.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Replayed {
     pub replayed: usize,
 }
 
 /// `POST /api/admin/dlq/:queue/replay`: retries the named FAILED jobs (all FAILED
 /// jobs with a dead letter when `jobIds` is absent) and removes their dead letters.
+#[utoipa::path(post, path = "/api/admin/dlq/{queue}/replay", operation_id = "replayDeadLetters", tag = "dlq", security(("bearer" = [])),
+    params(("queue" = String, Path, description = "A configured queue")),
+    request_body(content = Option<ReplayBody>, description = "Empty body: replay all"),
+    responses(
+        (status = 200, description = "Jobs replayed", body = Replayed),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewer token on a write", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn replay(
     State(state): State<AppState>,
     Path(queue): Path<String>,

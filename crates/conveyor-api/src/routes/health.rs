@@ -9,6 +9,24 @@ use serde_json::{json, Value};
 
 use crate::AppState;
 
+/// `{status: "healthy" | "unhealthy", details}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct HealthBody {
+    /// `healthy` or `unhealthy`.
+    status: String,
+    /// `postgres` and `redis` (`{status, latencyMs}` or `{status, reason}`),
+    /// `uptimeSeconds`, `version`.
+    #[schema(value_type = Object)]
+    details: Value,
+}
+
+/// PostgreSQL and Redis reachability, with latency.
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "system",
+    responses(
+        (status = 200, description = "Both services answer", body = HealthBody),
+        (status = 503, description = "A service does not answer", body = HealthBody)
+    ))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let c = &state.conveyor;
     let started = Instant::now();

@@ -5,24 +5,31 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use queue_core::broker::JobEvent;
 use queue_core::job::{Backoff, Execution, Job, JobStatus, NewJob, Priority};
 use queue_core::store::JobFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, NoQuery};
 use crate::routes::queues::known_queue;
+use crate::schemas::{JobSchema, JobWithExecutionsSchema};
 use crate::AppState;
 
 /// Body of `POST /api/admin/jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"queueName": "diagnostics", "jobType": "ECHO", "payload": {"hello": "world"}}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateJob {
     pub queue_name: String,
     pub job_type: String,
+    /// Any JSON value; the job type validates it.
     pub payload: Value,
+    /// An integer from -1000 to 1000 or LOW, NORMAL, HIGH, CRITICAL (default NORMAL).
+    #[schema(value_type = Option<i32>, minimum = -1000, maximum = 1000)]
     pub priority: Option<Priority>,
     pub max_attempts: Option<u32>,
     pub delay_ms: Option<u64>,
@@ -33,7 +40,7 @@ pub struct CreateJob {
 }
 
 /// `backoff` of a create body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BackoffBody {
     #[serde(rename = "type")]
@@ -42,7 +49,7 @@ pub struct BackoffBody {
     pub max_delay_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackoffKind {
     Fixed,
@@ -97,12 +104,29 @@ impl CreateJob {
 
 /// `POST /api/admin/jobs` → 201 with the job (200 with the existing one when the
 /// idempotency key matched).
+#[utoipa::path(post, path = "/api/admin/jobs", operation_id = "createJob", tag = "jobs", security(("bearer" = [])),
+    request_body = CreateJob,
+    responses(
+        (status = 201, description = "Created; `Location` names the job", body = JobSchema),
+        (status = 200, description = "A job with this idempotency key exists already", body = JobSchema),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewer token on a write", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateJob>,
 ) -> Result<Response, ApiError> {
     let enqueued = state.conveyor.enqueue(body.into_new_job()?).await?;
     let status = if enqueued.created {
+        let job = &enqueued.job;
+        state
+            .metrics
+            .enqueued
+            .with_label_values(&[job.queue_name.as_str(), job.job_type.as_str()])
+            .inc();
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -111,18 +135,30 @@ pub async fn create(
     Ok((status, [(header::LOCATION, location)], Json(enqueued.job)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/admin/jobs/bulk`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {
     pub jobs: Vec<CreateJob>,
 }
 
-#[derive(Debug, Serialize)]
+/// Ids of the jobs a bulk create made, in order.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BulkCreated {
     pub ids: Vec<Uuid>,
 }
 
 /// `POST /api/admin/jobs/bulk` → 201 `{ids}`; all or nothing.
+#[utoipa::path(post, path = "/api/admin/jobs/bulk", operation_id = "createJobsBulk", tag = "jobs", security(("bearer" = [])),
+    request_body = BulkBody,
+    responses(
+        (status = 201, description = "Every job created (all or nothing)", body = BulkCreated),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewer token on a write", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn create_bulk(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BulkBody>,
@@ -141,7 +177,18 @@ pub async fn create_bulk(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let labels: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| (j.queue.clone(), j.job_type.clone()))
+        .collect();
     let ids = state.conveyor.enqueue_many(jobs).await?;
+    for (queue, job_type) in &labels {
+        state
+            .metrics
+            .enqueued
+            .with_label_values(&[queue.as_str(), job_type.as_str()])
+            .inc();
+    }
     Ok((StatusCode::CREATED, Json(BulkCreated { ids })).into_response())
 }
 
@@ -161,6 +208,15 @@ pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// `GET /api/admin/jobs/:id`.
+#[utoipa::path(get, path = "/api/admin/jobs/{id}", operation_id = "getJob", tag = "jobs", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job with its attempts", body = JobWithExecutionsSchema),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -177,6 +233,18 @@ pub async fn get_one(
 
 /// `DELETE /api/admin/jobs/:id`: waiting → CANCELLED (200 with the job); running →
 /// cancellation requested (202 with the job); finished → record deleted (204).
+#[utoipa::path(delete, path = "/api/admin/jobs/{id}", operation_id = "cancelJob", tag = "jobs", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "Waiting job cancelled", body = JobSchema),
+        (status = 202, description = "Running job: cancellation requested", body = JobSchema),
+        (status = 204, description = "Finished job: record deleted"),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewer token on a write", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -194,6 +262,22 @@ pub async fn cancel(
         .get_job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))?;
+    if job.status == JobStatus::Cancelled {
+        // No worker writes this outcome, so tell event streams here.
+        let event = JobEvent::Status {
+            status: job.status,
+            attempts: job.attempts,
+            error: job.error.clone(),
+        };
+        if let Err(e) = state
+            .conveyor
+            .broker()
+            .publish_job_events(&[(id, event)])
+            .await
+        {
+            tracing::debug!(error = %e, "cancel publish failed");
+        }
+    }
     Ok((status, Json(job)).into_response())
 }
 
@@ -203,28 +287,42 @@ const DEFAULT_PAGE_SIZE: i64 = 20;
 
 /// Query of `GET /api/admin/jobs`. Numbers are read as signed so that a negative
 /// one gets the range message rather than a parse error.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct ListQuery {
+    /// A configured queue.
     pub queue: Option<String>,
+    /// PENDING, DELAYED, RUNNING, RETRYING, COMPLETED, FAILED or CANCELLED.
     pub status: Option<String>,
     pub job_type: Option<String>,
+    /// A parent job's id (UUID).
     pub parent_id: Option<String>,
+    /// From 1 (default 1).
+    #[param(minimum = 1)]
     pub page: Option<i64>,
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
 /// Query of `GET /api/admin/jobs/:id/children`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// From 1 (default 1).
+    #[param(minimum = 1)]
     pub page: Option<i64>,
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
 /// One page of a job list, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobPage {
+    #[schema(value_type = Vec<JobSchema>)]
     pub items: Vec<Job>,
     pub page: i64,
     pub limit: i64,
@@ -272,6 +370,14 @@ async fn job_page(
 }
 
 /// `GET /api/admin/jobs?queue=&status=&jobType=&parentId=&page=&limit=`.
+#[utoipa::path(get, path = "/api/admin/jobs", operation_id = "listJobs", tag = "jobs", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of jobs, newest first", body = JobPage),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -304,6 +410,15 @@ pub async fn list(
 
 /// `GET /api/admin/jobs/:id/children?page=&limit=`: a parent's children, newest
 /// first (404 when the parent does not exist).
+#[utoipa::path(get, path = "/api/admin/jobs/{id}/children", operation_id = "listChildren", tag = "jobs", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job id"), PageQuery),
+    responses(
+        (status = 200, description = "One page of the parent's children, newest first", body = JobPage),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn children(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -323,6 +438,17 @@ pub async fn children(
 
 /// `POST /api/admin/jobs/:id/retry`: FAILED or CANCELLED → PENDING with attempts
 /// reset, pushed again (200 with the job); any other state is a 409.
+#[utoipa::path(post, path = "/api/admin/jobs/{id}/retry", operation_id = "retryJob", tag = "jobs", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "FAILED or CANCELLED job back to PENDING", body = JobSchema),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewer token on a write", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job's state does not allow it", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,

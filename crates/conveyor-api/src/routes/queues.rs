@@ -6,9 +6,11 @@ use queue_core::job::JobStatus;
 use queue_core::store::QueueStats;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, NoQuery};
+use crate::schemas::QueueStatsSchema;
 use crate::AppState;
+use utoipa::ToSchema;
 
 /// Most records one clean call deletes (one statement; call again for more).
 pub const MAX_CLEAN: i64 = 10_000;
@@ -35,6 +37,13 @@ pub fn known_queue(state: &AppState, field: &str, queue: &str) -> Result<(), Api
 }
 
 /// `GET /api/admin/queues`: stats of every configured queue, by name.
+#[utoipa::path(get, path = "/api/admin/queues", operation_id = "listQueues", tag = "queues", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Stats of every configured queue", body = Vec<QueueStatsSchema>),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
@@ -44,6 +53,14 @@ pub async fn list(
 }
 
 /// `GET /api/admin/jobs/queue/:name/stats`.
+#[utoipa::path(get, path = "/api/admin/jobs/queue/{name}/stats", operation_id = "queueStats", tag = "queues", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A configured queue")),
+    responses(
+        (status = 200, description = "Job counts of the queue by state", body = QueueStatsSchema),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn stats(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -61,7 +78,7 @@ pub async fn stats(
 }
 
 /// Answer of pause and resume.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Paused {
     pub queue: String,
     pub paused: bool,
@@ -77,6 +94,15 @@ async fn set_paused(state: AppState, name: String, paused: bool) -> Result<Json<
 }
 
 /// `POST /api/admin/jobs/queue/:name/pause`: no new claims; running jobs finish.
+#[utoipa::path(post, path = "/api/admin/jobs/queue/{name}/pause", operation_id = "pauseQueue", tag = "queues", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A configured queue")),
+    responses(
+        (status = 200, description = "The queue is paused", body = Paused),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewer token on a write", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn pause(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -86,6 +112,15 @@ pub async fn pause(
 }
 
 /// `POST /api/admin/jobs/queue/:name/resume`.
+#[utoipa::path(post, path = "/api/admin/jobs/queue/{name}/resume", operation_id = "resumeQueue", tag = "queues", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A configured queue")),
+    responses(
+        (status = 200, description = "The queue takes jobs again", body = Paused),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewer token on a write", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn resume(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -95,21 +130,37 @@ pub async fn resume(
 }
 
 /// Body of `POST /api/admin/jobs/queue/:name/clean`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CleanBody {
+    /// COMPLETED, FAILED or CANCELLED.
     pub status: String,
+    /// Only records finished longer ago than this.
     pub grace_ms: u64,
+    /// 1 to 10 000.
+    #[schema(minimum = 1, maximum = 10000)]
     pub limit: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// How many records a clean deleted.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Cleaned {
     pub removed: u64,
 }
 
 /// `POST /api/admin/jobs/queue/:name/clean`: deletes up to `limit` records in a
 /// terminal `status` that finished more than `graceMs` ago, oldest first.
+#[utoipa::path(post, path = "/api/admin/jobs/queue/{name}/clean", operation_id = "cleanQueue", tag = "queues", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A configured queue")),
+    request_body = CleanBody,
+    responses(
+        (status = 200, description = "Finished records deleted", body = Cleaned),
+        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewer token on a write", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+    ))]
 pub async fn clean(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -3,5 +3,6 @@
 pub mod dlq;
 pub mod jobs;
 pub mod queues;
+pub mod scheduled;
 pub mod status;
 pub mod workers;

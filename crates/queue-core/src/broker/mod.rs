@@ -3,6 +3,7 @@
 //! waiting jobs back.
 
 mod admin;
+mod events;
 pub mod keys;
 mod scripts;
 
@@ -17,6 +18,7 @@ use redis::{AsyncConnectionConfig, Client, Pipeline, Script};
 use uuid::Uuid;
 
 pub use admin::{DeadLetter, DeadLetterEntry, WorkerInfo};
+pub use events::JobEvent;
 pub use keys::QueueKeys;
 
 use crate::config::RateLimit;

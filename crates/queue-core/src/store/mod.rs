@@ -7,6 +7,9 @@ mod dispatch;
 pub(crate) mod jobs;
 mod queues;
 mod recovery;
+mod reports;
+mod retention;
+pub(crate) mod schedules;
 mod workers;
 
 pub use admin::{QueueStats, RetryOutcome};
@@ -15,6 +18,12 @@ pub use claims::{ClaimedJob, FinalState, FinishedAttempt, ProgressUpdate};
 pub use dispatch::{DispatchError, Undispatched};
 pub use jobs::{InsertedJob, JobFilter};
 pub use recovery::Recovered;
+pub use reports::ErrorGroup;
+pub use retention::RETENTION_BATCH;
+pub use schedules::{
+    Schedule, ScheduleSpec, ScheduleWrite, SCHEDULES_CHANNEL, STATUS_DISABLED, STATUS_ENABLED,
+    STATUS_PAUSED,
+};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::broker::{Ack, Broker};
+use crate::broker::{Ack, Broker, JobEvent};
+use crate::job::JobStatus;
 use crate::metrics::Metrics;
 use crate::store::{FinalState, FinishedAttempt, Store};
 
@@ -98,6 +99,7 @@ impl Completer {
                 finished.iter().map(|c| c.attempt.clone()).collect();
             let written = retry_until_written("finish", || self.store.finish(&attempts)).await;
             let written: std::collections::HashMap<Uuid, String> = written.into_iter().collect();
+            self.publish_statuses(&finished, &written).await;
             for c in &finished {
                 let a = &c.attempt;
                 let ack = match (written.get(&a.id).map(String::as_str), &a.state) {
@@ -158,6 +160,39 @@ impl Completer {
             // PostgreSQL has the truth; the reconciler re-pushes retries and the
             // lease sweep clears stale in-flight entries.
             Err(e) => tracing::warn!(error = %e, acks = acks.len(), "redis acknowledgement failed"),
+        }
+    }
+}
+
+impl Completer {
+    /// Publishes the written outcomes as status events, one pipeline per batch
+    /// (after PostgreSQL committed them; a failure only costs the live view).
+    async fn publish_statuses(
+        &self,
+        finished: &[Completion],
+        written: &std::collections::HashMap<Uuid, String>,
+    ) {
+        let events: Vec<(Uuid, JobEvent)> = finished
+            .iter()
+            .filter_map(|c| {
+                let a = &c.attempt;
+                let status: JobStatus = written.get(&a.id)?.parse().ok()?;
+                let error = match &a.state {
+                    FinalState::Completed(_) => None,
+                    FinalState::Retrying { error, .. }
+                    | FinalState::Failed(error)
+                    | FinalState::Cancelled(error) => Some(error.clone()),
+                };
+                let event = JobEvent::Status {
+                    status,
+                    attempts: a.attempt,
+                    error,
+                };
+                Some((a.id, event))
+            })
+            .collect();
+        if let Err(e) = self.broker.publish_job_events(&events).await {
+            tracing::debug!(error = %e, "status publish failed");
         }
     }
 }

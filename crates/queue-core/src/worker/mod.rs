@@ -130,12 +130,11 @@ impl Worker {
         let completer = tokio::spawn(completer.run());
         let background = CancellationToken::new();
         let helpers = TaskTracker::new();
-        helpers.spawn(
-            shared
-                .progress
-                .clone()
-                .run_flusher(shared.store.clone(), background.clone()),
-        );
+        helpers.spawn(shared.progress.clone().run_flusher(
+            shared.store.clone(),
+            shared.broker.clone(),
+            background.clone(),
+        ));
         helpers.spawn(heartbeat::run_heartbeat(shared.clone(), background.clone()));
         helpers.spawn(maintenance::run_maintenance(
             shared.clone(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::broker::{Broker, JobEvent};
 use crate::store::{ProgressUpdate, Store};
 
 /// How often reported progress is written.
@@ -38,8 +39,9 @@ impl ProgressSink {
         map.drain().map(|(_, u)| u).collect()
     }
 
-    /// Flushes every [`FLUSH_INTERVAL`] until `stop`, then once more.
-    pub(crate) async fn run_flusher(self, store: Store, stop: CancellationToken) {
+    /// Flushes every [`FLUSH_INTERVAL`] until `stop`, then once more. Each written
+    /// batch is then published as progress events in one Redis pipeline.
+    pub(crate) async fn run_flusher(self, store: Store, broker: Broker, stop: CancellationToken) {
         let mut tick = tokio::time::interval(FLUSH_INTERVAL);
         loop {
             let stopping = tokio::select! {
@@ -47,9 +49,24 @@ impl ProgressSink {
                 _ = stop.cancelled() => true,
             };
             let updates = self.take();
-            if let Err(e) = store.write_progress(&updates).await {
+            match store.write_progress(&updates).await {
+                Ok(()) => {
+                    let events: Vec<(uuid::Uuid, JobEvent)> = updates
+                        .into_iter()
+                        .map(|u| {
+                            let event = JobEvent::Progress {
+                                progress: u.percent,
+                                progress_message: Some(u.message),
+                            };
+                            (u.id, event)
+                        })
+                        .collect();
+                    if let Err(e) = broker.publish_job_events(&events).await {
+                        tracing::debug!(error = %e, "progress publish failed");
+                    }
+                }
                 // Progress is advisory: a lost report is replaced by the next one.
-                tracing::debug!(error = %e, "progress write failed");
+                Err(e) => tracing::debug!(error = %e, "progress write failed"),
             }
             if stopping {
                 return;

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::executor::execute;
 use super::WorkerShared;
-use crate::broker::ClaimReply;
+use crate::broker::{ClaimReply, JobEvent};
+use crate::job::JobStatus;
 
 /// Longest block on the marker (so a lost connection is noticed).
 const MAX_BLOCK: Duration = Duration::from_secs(5);
@@ -159,6 +160,25 @@ async fn start_claimed(
             return Err(());
         }
     };
+    // Announce RUNNING (one pipeline) before any handler can report progress.
+    let running: Vec<(Uuid, JobEvent)> = claimed
+        .iter()
+        .map(|j| {
+            let event = JobEvent::Status {
+                status: JobStatus::Running,
+                attempts: j.attempts,
+                error: None,
+            };
+            (j.id, event)
+        })
+        .collect();
+    // Off the hot path: handlers do not wait for the event round trip.
+    let broker = shared.broker.clone();
+    tokio::spawn(async move {
+        if let Err(e) = broker.publish_job_events(&running).await {
+            tracing::debug!(error = %e, "running publish failed");
+        }
+    });
     let mut by_id: HashMap<Uuid, _> = claimed.into_iter().map(|j| (j.id, j)).collect();
     let mut dropped = Vec::new();
     for id in ids {

@@ -1,0 +1,50 @@
+//! `conveyor-scheduler`: applies pending migrations, then fires cron schedules and
+//! runs retention until SIGTERM. Any number may run at once: each tick still fires
+//! once (see `queue_core::scheduler`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use queue_core::{bootstrap, scheduler::Scheduler, Catalog, Config, Conveyor};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Fires Conveyor's cron-scheduled jobs and runs retention"
+)]
+struct Args {
+    /// Configuration file (default: $CONVEYOR_CONFIG or config/conveyor.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = Arc::new(Config::load(args.config.as_deref())?);
+    tracing_subscriber::fmt()
+        .with_env_filter(env_filter())
+        .init();
+
+    let shutdown = bootstrap::shutdown_on_signals();
+    let store = bootstrap::connect_store(&config, false).await?;
+    store.migrate().await?;
+    let broker = bootstrap::connect_broker(&config).await?;
+    let conveyor = Conveyor::new(store, broker, config, Arc::new(Catalog::builtin()));
+    Scheduler::new(conveyor).run(shutdown.drain.clone()).await;
+    Ok(())
+}
+
+fn env_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

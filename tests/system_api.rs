@@ -1,0 +1,345 @@
+//! System status, metrics summary, aggregated errors and the API's `/metrics`,
+//! in-process on the real router. Counts a worker would produce are written with
+//! SQL where the route only reads them.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use conveyor_api::{AppState, Auth};
+use conveyor_tests::TestEnv;
+use http_body_util::BodyExt;
+use queue_core::job::NewJob;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const ADMIN: &str = "a";
+const VIEWER: &str = "v";
+const Q: &str = "diagnostics";
+
+fn app(env: &TestEnv) -> Router {
+    conveyor_api::router(AppState::new(
+        env.conveyor.clone(),
+        Auth::Tokens {
+            admin: vec![ADMIN.into()],
+            viewer: vec![VIEWER.into()],
+        },
+    ))
+}
+
+async fn call(
+    app: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(v) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+async fn get_json(app: &Router, path: &str) -> (StatusCode, Value) {
+    let (status, text) = call(app, Method::GET, path, Some(VIEWER), None).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn job(job_type: &str) -> NewJob {
+    NewJob {
+        queue: Q.into(),
+        job_type: job_type.into(),
+        payload: json!({}),
+        priority: Default::default(),
+        max_attempts: None,
+        run_at: None,
+        timeout_ms: None,
+        idempotency_key: None,
+        backoff: None,
+        parent_id: None,
+    }
+}
+
+async fn enqueue(env: &TestEnv, n: usize) -> Vec<Uuid> {
+    env.conveyor
+        .enqueue_many((0..n).map(|_| job("ECHO")).collect())
+        .await
+        .unwrap()
+}
+
+/// Records a finished attempt of `id` that ended `secs_ago` seconds ago.
+async fn execution(
+    env: &TestEnv,
+    id: Uuid,
+    attempt: i32,
+    status: &str,
+    duration_ms: i64,
+    error: Option<&str>,
+    secs_ago: f64,
+) {
+    sqlx::query(
+        "INSERT INTO job_executions
+             (job_id, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
+         VALUES ($1, $2, 'w', $3, now() - make_interval(secs => $4),
+                 now() - make_interval(secs => $4), $5, $6)",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(status)
+    .bind(secs_ago)
+    .bind(duration_ms)
+    .bind(error)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test]
+async fn system_status_reports_services_queues_rate_and_alerts(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let app = app(&env);
+    let (status, body) = get_json(&app, "/api/admin/system/status").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["uptimeSeconds"].is_u64());
+    for service in ["redis", "postgres"] {
+        assert_eq!(body[service]["status"], "up", "{body}");
+        assert!(body[service]["latencyMs"].as_f64().unwrap() >= 0.0);
+    }
+    let queues = body["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), env.config.queues.len());
+    assert_eq!(body["processingRate"]["completedLastMinute"], 0);
+    assert_eq!(body["alerts"], json!([]));
+
+    // Waiting jobs and nothing running: the stalled alert.
+    let ids = enqueue(&env, 102).await;
+    // 101 of them failed for good within the hour: the failure alert.
+    sqlx::query(
+        "UPDATE jobs SET status = 'FAILED', completed_at = now() WHERE id = ANY($1::uuid[])",
+    )
+    .bind(&ids[..101])
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    // Two attempts completed within the last minute, one long before.
+    execution(&env, ids[0], 1, "COMPLETED", 10, None, 5.0).await;
+    execution(&env, ids[1], 1, "COMPLETED", 10, None, 5.0).await;
+    execution(&env, ids[2], 1, "COMPLETED", 10, None, 600.0).await;
+
+    let (_, body) = get_json(&app, "/api/admin/system/status").await;
+    let diag = body["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == Q)
+        .unwrap();
+    assert_eq!(diag["waiting"], 1, "{diag}");
+    assert_eq!(diag["failed"], 101, "{diag}");
+    assert_eq!(body["processingRate"]["completedLastMinute"], 2);
+    assert_eq!(body["processingRate"]["perSecond"], 0.03);
+    let alerts: Vec<(&str, &str)> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap(), a["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            ("ConveyorQueueStalled", "error"),
+            ("ConveyorJobsFailing", "critical")
+        ]
+    );
+
+    // Over 1000 waiting: the backlog warning.
+    enqueue(&env, 1_000).await;
+    let (_, body) = get_json(&app, "/api/admin/system/status").await;
+    let backlog = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "ConveyorQueueBacklog")
+        .unwrap_or_else(|| panic!("no backlog alert: {body}"));
+    assert_eq!(backlog["severity"], "warning");
+    assert!(backlog["message"].as_str().unwrap().contains(Q));
+
+    let (status, body) = get_json(&app, "/api/admin/system/status?x=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[sqlx::test]
+async fn metrics_summary_counts_jobs_and_averages_the_last_day(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let app = app(&env);
+    let (status, body) = get_json(&app, "/api/admin/metrics/summary").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"totalJobs": 0, "completedJobs": 0, "failedJobs": 0,
+               "successRate": 0.0, "averageProcessingTimeMs": 0.0})
+    );
+    let ids = enqueue(&env, 5).await;
+    sqlx::query("UPDATE jobs SET status = 'COMPLETED', completed_at = now() WHERE id = ANY($1)")
+        .bind(&ids[..3])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET status = 'FAILED', completed_at = now() WHERE id = $1")
+        .bind(ids[3])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    execution(&env, ids[0], 1, "COMPLETED", 100, None, 60.0).await;
+    execution(&env, ids[1], 1, "COMPLETED", 300, None, 3_600.0).await;
+    // Older than a day, and a failed attempt: neither counts in the average.
+    execution(&env, ids[2], 1, "COMPLETED", 10_000, None, 25.0 * 3_600.0).await;
+    execution(&env, ids[3], 1, "FAILED", 50_000, Some("boom"), 60.0).await;
+    let (_, body) = get_json(&app, "/api/admin/metrics/summary").await;
+    assert_eq!(
+        body,
+        json!({"totalJobs": 5, "completedJobs": 3, "failedJobs": 1,
+               "successRate": 0.75, "averageProcessingTimeMs": 200.0})
+    );
+}
+
+#[sqlx::test]
+async fn errors_are_grouped_by_type_and_message_most_recent_first(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let app = app(&env);
+    let (status, body) = get_json(&app, "/api/admin/errors").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!([]));
+    let ids = enqueue(&env, 2).await;
+    execution(&env, ids[0], 1, "FAILED", 1, Some("boom"), 300.0).await;
+    execution(&env, ids[0], 2, "FAILED", 1, Some("boom"), 100.0).await;
+    execution(&env, ids[1], 1, "FAILED", 1, Some("timed out"), 10.0).await;
+    execution(&env, ids[1], 2, "COMPLETED", 1, None, 5.0).await;
+
+    let (_, body) = get_json(&app, "/api/admin/errors").await;
+    let groups = body.as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{body}");
+    assert_eq!(groups[0]["type"], "ECHO");
+    assert_eq!(groups[0]["message"], "timed out");
+    assert_eq!(groups[0]["count"], 1);
+    assert_eq!(groups[1]["message"], "boom");
+    assert_eq!(groups[1]["count"], 2);
+    let first: chrono::DateTime<chrono::Utc> = groups[1]["firstOccurredAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let last: chrono::DateTime<chrono::Utc> = groups[1]["lastOccurredAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!((last - first).num_seconds(), 200);
+
+    let (_, body) = get_json(&app, "/api/admin/errors?limit=1").await;
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    assert_eq!(body[0]["message"], "timed out");
+    for bad in ["limit=0", "limit=101", "limit=x", "since=1"] {
+        let (status, body) = get_json(&app, &format!("/api/admin/errors?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, body) = get_json(&app, "/api/admin/errors?limit=101").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("limit"),
+        "{status} {body}"
+    );
+}
+
+#[sqlx::test]
+async fn the_new_routes_need_a_token(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let app = app(&env);
+    for path in [
+        "/api/admin/system/status",
+        "/api/admin/metrics/summary",
+        "/api/admin/errors",
+    ] {
+        let (status, _) = call(&app, Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let (status, _) = call(&app, Method::GET, path, Some("wrong"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let (status, _) = call(&app, Method::GET, path, Some(VIEWER), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let (status, _) = call(&app, Method::GET, path, Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+}
+
+#[sqlx::test]
+async fn metrics_are_open_and_show_queue_gauges_and_enqueues(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let app = app(&env);
+    let create = json!({"queueName": Q, "jobType": "ECHO", "payload": {}});
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/api/admin/jobs",
+        Some(ADMIN),
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let bulk = json!({"jobs": [{"queueName": Q, "jobType": "NOOP", "payload": {}},
+                               {"queueName": Q, "jobType": "NOOP", "payload": {}}]});
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/api/admin/jobs/bulk",
+        Some(ADMIN),
+        Some(bulk),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, text) = call(&app, Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains(r#"conveyor_queue_jobs{queue="diagnostics",state="waiting"} 3"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"conveyor_queue_jobs{queue="diagnostics",state="active"} 0"#));
+    assert!(text.contains(r#"conveyor_jobs_enqueued_total{job_type="ECHO",queue="diagnostics"} 1"#));
+    assert!(text.contains(r#"conveyor_jobs_enqueued_total{job_type="NOOP",queue="diagnostics"} 2"#));
+}
+
+#[test]
+fn prometheus_rules_match_the_live_alerts() {
+    let rules =
+        std::fs::read_to_string(conveyor_tests::repo_root().join("config/prometheus/alerts.yml"))
+            .expect("config/prometheus/alerts.yml");
+    for (name, severity) in [
+        ("ConveyorQueueBacklog", "warning"),
+        ("ConveyorJobsFailing", "critical"),
+        ("ConveyorQueueStalled", "error"),
+    ] {
+        let at = rules
+            .find(&format!("alert: {name}"))
+            .unwrap_or_else(|| panic!("no rule {name}"));
+        let rule = &rules[at..];
+        let rule = &rule[..rule[1..].find("- alert:").map_or(rule.len(), |i| i + 1)];
+        assert!(rule.contains(&format!("severity: {severity}")), "{rule}");
+    }
+    for metric in [
+        r#"conveyor_queue_jobs{state="waiting"}) > 1000"#,
+        "increase(conveyor_jobs_failed_total[1h])) > 100",
+        r#"conveyor_queue_jobs{state="active"}) == 0"#,
+    ] {
+        assert!(rules.contains(metric), "{metric}");
+    }
+}
