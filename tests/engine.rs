@@ -663,3 +663,42 @@ async fn a_second_sigterm_gives_running_jobs_back_at_once(pool: PgPool) {
         );
     }
 }
+
+#[sqlx::test]
+async fn pushing_a_job_again_keeps_its_place_in_the_queue(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let first = env
+        .conveyor
+        .enqueue(job("NOOP", json!({})))
+        .await
+        .unwrap()
+        .job;
+    let second = env
+        .conveyor
+        .enqueue(job("NOOP", json!({})))
+        .await
+        .unwrap()
+        .job;
+    let ready = format!("{}:{{{Q}}}:ready", env.prefix);
+    let mut redis = env.redis().await;
+    let score = |id: Uuid| {
+        redis::cmd("ZSCORE")
+            .arg(&ready)
+            .arg(id.to_string())
+            .to_owned()
+    };
+    let before: f64 = score(first.id).query_async(&mut redis).await.unwrap();
+
+    // What the reconciler does when it cannot tell whether an id is in Redis.
+    let again = queue_core::broker::Dispatch {
+        queue: Q.into(),
+        id: first.id,
+        priority: 5,
+        run_at: None,
+    };
+    env.conveyor.broker().push(&[again]).await.unwrap();
+    let after: f64 = score(first.id).query_async(&mut redis).await.unwrap();
+    let behind: f64 = score(second.id).query_async(&mut redis).await.unwrap();
+    assert_eq!(after, before);
+    assert!(after < behind, "the first job is still ahead of the second");
+}

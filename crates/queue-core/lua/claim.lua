@@ -19,7 +19,7 @@ for _, member in ipairs(due) do
   local sep = string.find(member, '|', 1, true)
   local prio = tonumber(string.sub(member, 1, sep - 1))
   local seq = redis.call('INCR', KEYS[7])
-  redis.call('ZADD', KEYS[1], (1000 - prio) * band + seq, string.sub(member, sep + 1))
+  redis.call('ZADD', KEYS[1], 'NX', (1000 - prio) * band + seq, string.sub(member, sep + 1))
   redis.call('ZREM', KEYS[2], member)
 end
 

@@ -1,5 +1,6 @@
 -- Pushes job ids into a queue: due ones into the ready set, future ones into the
--- delayed set; wakes one blocked worker.
+-- delayed set; wakes one blocked worker. NX: an id pushed again (the reconciler
+-- re-pushing) keeps its place.
 -- KEYS[1] ready (zset)  KEYS[2] delayed (zset)  KEYS[3] seq (counter)  KEYS[4] marker (zset)
 -- ARGV: triples of (job id, priority, run-at in ms since the epoch; 0 = now)
 -- Returns: the number of ids pushed.
@@ -10,10 +11,10 @@ local n = 0
 for i = 1, #ARGV, 3 do
   local id, prio, run_at = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if run_at > now then
-    redis.call('ZADD', KEYS[2], run_at, prio .. '|' .. id)
+    redis.call('ZADD', KEYS[2], 'NX', run_at, prio .. '|' .. id)
   else
     local seq = redis.call('INCR', KEYS[3])
-    redis.call('ZADD', KEYS[1], (1000 - prio) * band + seq, id)
+    redis.call('ZADD', KEYS[1], 'NX', (1000 - prio) * band + seq, id)
   end
   n = n + 1
 end

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::broker::{Broker, Dispatch};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::dispatch_marks::DispatchMarks;
 use crate::error::{EnqueueError, JobStateError, StoreError};
 use crate::job::{Job, NewJob};
 use crate::store::{jobs, DispatchError, InsertedJob, RetryOutcome, Store};
@@ -38,11 +39,13 @@ pub struct Conveyor {
     broker: Broker,
     config: Arc<Config>,
     catalog: Arc<Catalog>,
+    marks: DispatchMarks,
 }
 
 impl Conveyor {
     pub fn new(store: Store, broker: Broker, config: Arc<Config>, catalog: Arc<Catalog>) -> Self {
         Self {
+            marks: DispatchMarks::new(store.clone()),
             store,
             broker,
             config,
@@ -290,11 +293,7 @@ impl Conveyor {
             tracing::warn!(error = %e, jobs = jobs.len(), "redis push failed; the reconciler will dispatch these jobs");
             return;
         }
-        let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-        if let Err(e) = self.store.mark_dispatched(&ids).await {
-            // Harmless: the reconciler may push them again, and duplicates are fenced.
-            tracing::warn!(error = %e, "could not mark jobs dispatched");
-        }
+        self.marks.add(jobs.iter().map(|j| j.id));
     }
 
     /// Stops (or restarts) claims from `queue`; running jobs finish.

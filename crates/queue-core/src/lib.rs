@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod cron;
 pub mod diagnostics;
+mod dispatch_marks;
 pub mod error;
 pub mod handler;
 pub mod job;
