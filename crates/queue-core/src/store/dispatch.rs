@@ -19,13 +19,15 @@ pub struct Undispatched {
 }
 
 impl Store {
-    /// Records that these ids are in Redis.
+    /// Records that these ids are in Redis. Only waiting jobs are touched (and
+    /// row-locked): a finished job needs no mark, and `clean` skips locked rows.
     pub async fn mark_dispatched(&self, ids: &[Uuid]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
         sqlx::query(
-            "UPDATE jobs SET dispatched_at = now() WHERE id = ANY($1) AND dispatched_at IS NULL",
+            "UPDATE jobs SET dispatched_at = now()
+             WHERE id = ANY($1) AND dispatched_at IS NULL AND status IN ('PENDING', 'DELAYED', 'RETRYING')",
         )
         .bind(ids)
         .execute(&self.pool)

@@ -177,22 +177,8 @@ impl Store {
              ON CONFLICT (name) DO NOTHING
              RETURNING {COLUMNS}"
         );
-        let row: Option<Schedule> = sqlx::query_as(&sql)
-            .bind(Uuid::now_v7())
-            .bind(&spec.name)
-            .bind(&spec.description)
-            .bind(&spec.queue_name)
-            .bind(&spec.job_type)
-            .bind(&spec.cron_expression)
-            .bind(&spec.timezone)
-            .bind(spec.status)
-            .bind(&spec.payload)
-            .bind(spec.retry_attempts)
-            .bind(spec.retry_delay_ms)
-            .bind(spec.timeout_ms)
-            .bind(spec.priority)
-            .bind(&spec.misfire_policy)
-            .bind(next_run_at)
+        let query = sqlx::query_as(&sql).bind(Uuid::now_v7());
+        let row: Option<Schedule> = bind_spec(query, spec, next_run_at)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
@@ -220,22 +206,8 @@ impl Store {
              WHERE id = $1
              RETURNING {COLUMNS}"
         );
-        let row: Result<Option<Schedule>, _> = sqlx::query_as(&sql)
-            .bind(id)
-            .bind(&spec.name)
-            .bind(&spec.description)
-            .bind(&spec.queue_name)
-            .bind(&spec.job_type)
-            .bind(&spec.cron_expression)
-            .bind(&spec.timezone)
-            .bind(spec.status)
-            .bind(&spec.payload)
-            .bind(spec.retry_attempts)
-            .bind(spec.retry_delay_ms)
-            .bind(spec.timeout_ms)
-            .bind(spec.priority)
-            .bind(&spec.misfire_policy)
-            .bind(next_run_at)
+        let query = sqlx::query_as(&sql).bind(id);
+        let row: Result<Option<Schedule>, _> = bind_spec(query, spec, next_run_at)
             .fetch_optional(&mut *tx)
             .await;
         let row = match row {
@@ -302,4 +274,28 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Binds a schedule's settable fields as parameters $2 to $15 (create and update
+/// list them in the same order).
+fn bind_spec<'q>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, Schedule, sqlx::postgres::PgArguments>,
+    spec: &'q ScheduleSpec,
+    next_run_at: Option<DateTime<Utc>>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Schedule, sqlx::postgres::PgArguments> {
+    query
+        .bind(&spec.name)
+        .bind(&spec.description)
+        .bind(&spec.queue_name)
+        .bind(&spec.job_type)
+        .bind(&spec.cron_expression)
+        .bind(&spec.timezone)
+        .bind(spec.status)
+        .bind(&spec.payload)
+        .bind(spec.retry_attempts)
+        .bind(spec.retry_delay_ms)
+        .bind(spec.timeout_ms)
+        .bind(spec.priority)
+        .bind(&spec.misfire_policy)
+        .bind(next_run_at)
 }
