@@ -23,11 +23,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Arc::new(Config::load(args.config.as_deref())?);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    bootstrap::init_tracing();
     let auth = if args.insecure_no_auth {
         tracing::warn!("serving WITHOUT authentication (--insecure-no-auth)");
         Auth::Disabled

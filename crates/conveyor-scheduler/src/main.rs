@@ -23,9 +23,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Arc::new(Config::load(args.config.as_deref())?);
-    tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
-        .init();
+    bootstrap::init_tracing();
 
     let shutdown = bootstrap::shutdown_on_signals();
     let store = bootstrap::connect_store(&config, false).await?;
@@ -34,10 +32,6 @@ async fn main() -> anyhow::Result<()> {
     let conveyor = Conveyor::new(store, broker, config, Arc::new(Catalog::builtin()));
     Scheduler::new(conveyor).run(shutdown.drain.clone()).await;
     Ok(())
-}
-
-fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
 }
 
 #[cfg(test)]

@@ -30,9 +30,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Arc::new(Config::load(args.config.as_deref())?);
-    tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
-        .init();
+    bootstrap::init_tracing();
 
     let shutdown = bootstrap::shutdown_on_signals();
     let store = bootstrap::connect_store(&config, true).await?;
@@ -65,10 +63,6 @@ async fn main() -> anyhow::Result<()> {
     )?;
     worker.run(shutdown).await;
     Ok(())
-}
-
-fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
 }
 
 #[cfg(test)]

@@ -14,6 +14,13 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::worker::Shutdown;
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Every binary calls it.
+pub fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
 /// Connects to PostgreSQL, retrying while it is unreachable; with `wait_for_schema`
 /// also waits until every migration is applied (workers never migrate).
 pub async fn connect_store(config: &Config, wait_for_schema: bool) -> Result<Store, StoreError> {
