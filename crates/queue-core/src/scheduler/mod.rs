@@ -154,8 +154,15 @@ impl Scheduler {
     }
 
     /// Runs until `stop`: fires due schedules, prunes finished records every
-    /// `retention_interval_ms`.
+    /// `retention_interval_ms` and compacts the job counters every second (in a
+    /// task of its own, so a long prune does not delay it).
     pub async fn run(self, stop: CancellationToken) {
+        let compaction = tokio::spawn(
+            self.conveyor
+                .store()
+                .clone()
+                .run_counter_compaction(stop.child_token()),
+        );
         let mut listener = match PgListener::connect_with(self.conveyor.store().pool()).await {
             Ok(mut l) => match l.listen(SCHEDULES_CHANNEL).await {
                 Ok(()) => Some(l),
@@ -214,6 +221,7 @@ impl Scheduler {
                 }
             }
         }
+        compaction.abort();
         tracing::info!("scheduler stopped");
     }
 

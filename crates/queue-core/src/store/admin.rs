@@ -122,20 +122,11 @@ impl Store {
             .await?)
     }
 
-    /// Counts by state of each of `queues`, in their order: one query that groups
-    /// each queue's rows by status with an index-only scan of the
-    /// (queue_name, status, created_at) index (the wide rows are never read), plus
-    /// the pause flags.
+    /// Counts by state of each of `queues`, in their order, from the trigger-kept
+    /// counters (a few small rows per queue, whatever the size of `jobs`), plus the
+    /// pause flags.
     pub async fn queue_stats(&self, queues: &[String]) -> Result<Vec<QueueStats>, StoreError> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT q.name, c.status, c.n
-             FROM unnest($1::text[]) AS q(name)
-             CROSS JOIN LATERAL (SELECT status, count(*) AS n FROM jobs
-                                 WHERE queue_name = q.name GROUP BY status) AS c",
-        )
-        .bind(queues)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self.counted_by_queue(queues).await?;
         let paused = self.paused_queues().await?;
         let mut stats: Vec<QueueStats> = queues
             .iter()
@@ -180,28 +171,19 @@ impl Store {
         Ok(deleted.rows_affected())
     }
 
-    /// The exact number of jobs matching `filter`, read from an index. Without a
-    /// filter a plain `count(*)` reads the whole table (with every payload and
-    /// result); counting state by state instead reads only the (status,
-    /// created_at) index, with index-only scans. A filter is counted over the
-    /// index of its column.
+    /// The exact number of jobs matching `filter`: from the trigger-kept counters
+    /// for any mix of queue, status and type; a parent's children (few) are
+    /// counted over the parent index.
     pub async fn count_jobs_indexed(&self, filter: &JobFilter) -> Result<i64, StoreError> {
-        let unfiltered = filter.queue.is_none()
-            && filter.status.is_none()
-            && filter.job_type.is_none()
-            && filter.parent_id.is_none();
-        if !unfiltered {
+        if filter.parent_id.is_some() {
             return self.count_jobs(filter).await;
         }
-        let statuses: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(sum(c.n), 0)::bigint
-             FROM unnest($1::text[]) AS s(status)
-             CROSS JOIN LATERAL (SELECT count(*) AS n FROM jobs WHERE status = s.status) AS c",
+        self.counted_jobs(
+            filter.queue.as_deref(),
+            filter.status,
+            filter.job_type.as_deref(),
         )
-        .bind(&statuses)
-        .fetch_one(&self.pool)
-        .await?)
+        .await
     }
 
     pub async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError> {

@@ -3,6 +3,7 @@
 mod admin;
 mod cancel;
 mod claims;
+mod counters;
 mod dispatch;
 pub(crate) mod jobs;
 mod queues;
@@ -15,10 +16,11 @@ mod workers;
 pub use admin::{QueueStats, RetryOutcome};
 pub use cancel::CancelOutcome;
 pub use claims::{ClaimedJob, FinalState, FinishedAttempt, ProgressUpdate};
+pub use counters::{Compacted, COMPACT_EVERY};
 pub use dispatch::{DispatchError, Undispatched};
 pub use jobs::{InsertedJob, JobFilter};
 pub use recovery::Recovered;
-pub use reports::ErrorGroup;
+pub use reports::{ErrorGroup, ERROR_WINDOW};
 pub use retention::RETENTION_BATCH;
 pub use schedules::{
     Schedule, ScheduleSpec, ScheduleWrite, SCHEDULES_CHANNEL, STATUS_DISABLED, STATUS_ENABLED,

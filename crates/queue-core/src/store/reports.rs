@@ -20,58 +20,61 @@ pub struct ErrorGroup {
     pub last_occurred_at: DateTime<Utc>,
 }
 
+/// How many of the most recent attempts that did not complete the error report
+/// aggregates.
+pub const ERROR_WINDOW: i64 = 10_000;
+
 impl Store {
-    /// Attempts that completed within the last `seconds`.
+    /// Attempts that completed within the last `seconds` (from the activity
+    /// buckets: one-second resolution over the last two minutes, one-minute before).
     pub async fn completed_within(&self, seconds: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM job_executions
-             WHERE status = 'COMPLETED'
-               AND finished_at > now() - make_interval(secs => $1::float8)",
-        )
-        .bind(seconds as f64)
-        .fetch_one(self.pool())
-        .await?)
+        Ok(self.completed_attempts_within(seconds).await?.0)
     }
 
-    /// Jobs that ended FAILED (for good) within the last `seconds`.
+    /// Jobs whose record is FAILED (for good) and that failed within the last
+    /// `seconds` (from the activity buckets).
     pub async fn failed_within(&self, seconds: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM jobs
-             WHERE status = 'FAILED'
-               AND completed_at > now() - make_interval(secs => $1::float8)",
-        )
-        .bind(seconds as f64)
-        .fetch_one(self.pool())
-        .await?)
+        self.failed_jobs_within(seconds).await
     }
 
-    /// Mean duration (ms) of attempts that completed within the last `seconds`;
-    /// None when there were none.
+    /// Mean duration (ms) of attempts that completed within the last `seconds`
+    /// (from the activity buckets); None when there were none.
     pub async fn average_completed_ms(&self, seconds: i64) -> Result<Option<f64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT avg(duration_ms)::float8 FROM job_executions
-             WHERE status = 'COMPLETED'
-               AND finished_at > now() - make_interval(secs => $1::float8)",
-        )
-        .bind(seconds as f64)
-        .fetch_one(self.pool())
-        .await?)
+        let (n, total_ms) = self.completed_attempts_within(seconds).await?;
+        Ok((n > 0).then(|| total_ms as f64 / n as f64))
     }
 
-    /// Errors of attempts grouped by job type and message, the most recently seen
-    /// first, at most `limit` groups.
+    /// Errors of the most recent [`ERROR_WINDOW`] attempts that did not complete
+    /// (FAILED, LOST, CANCELLED), grouped by job type and message, the most
+    /// recently seen first, at most `limit` groups. The window bounds the work
+    /// whatever the size of the log: each state is read newest first from the
+    /// (status, finished_at) index and the three streams are merged.
     pub async fn error_groups(&self, limit: i64) -> Result<Vec<ErrorGroup>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT j.job_type, e.error AS message, count(*) AS count,
-                    min(e.finished_at) AS first_occurred_at,
-                    max(e.finished_at) AS last_occurred_at
-             FROM job_executions e JOIN jobs j ON j.id = e.job_id
-             WHERE e.error IS NOT NULL
-             GROUP BY j.job_type, e.error
-             ORDER BY last_occurred_at DESC, j.job_type, e.error
+            "WITH recent AS (
+                SELECT job_id, error, finished_at FROM (
+                    (SELECT job_id, error, finished_at FROM job_executions
+                     WHERE status = 'FAILED' ORDER BY finished_at DESC LIMIT $2)
+                    UNION ALL
+                    (SELECT job_id, error, finished_at FROM job_executions
+                     WHERE status = 'LOST' ORDER BY finished_at DESC LIMIT $2)
+                    UNION ALL
+                    (SELECT job_id, error, finished_at FROM job_executions
+                     WHERE status = 'CANCELLED' ORDER BY finished_at DESC LIMIT $2)
+                ) e
+                ORDER BY finished_at DESC LIMIT $2
+             )
+             SELECT j.job_type, r.error AS message, count(*) AS count,
+                    min(r.finished_at) AS first_occurred_at,
+                    max(r.finished_at) AS last_occurred_at
+             FROM recent r JOIN jobs j ON j.id = r.job_id
+             WHERE r.error IS NOT NULL
+             GROUP BY j.job_type, r.error
+             ORDER BY last_occurred_at DESC, j.job_type, r.error
              LIMIT $1",
         )
         .bind(limit)
+        .bind(ERROR_WINDOW)
         .fetch_all(self.pool())
         .await?)
     }
