@@ -1,5 +1,6 @@
 //! `conveyor-bench`: drives the real `conveyor-api` and `conveyor-worker` binaries
-//! through the scenarios of issue 6 and reports throughput, latency and resources.
+//! through the scenarios of issue 6 and reports throughput, latency and resources,
+//! plus the admin reads over 1 000 000 records of issue 5 (`big_table`).
 //!
 //! It makes its own database (dropped and created afresh, migrated with
 //! `queue_core::store::MIGRATOR`) on the PostgreSQL server of `DATABASE_URL` and uses
@@ -9,6 +10,7 @@
 //! Output: a markdown table on stdout, progress on stderr, and the figures as JSON
 //! (`--output`, default `target/bench/results.json`).
 
+mod big_table;
 mod bullmq;
 mod measure;
 mod procs;
@@ -65,6 +67,28 @@ struct Args {
     /// Directory of the BullMQ benchmark (package.json, bench.mjs).
     #[arg(long, default_value = "bench/bullmq")]
     bullmq_dir: PathBuf,
+    /// Run only these scenarios (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
+}
+
+/// Scenario groups `--only` selects (scenarios that share processes go together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// 1: bulk enqueue, library and API.
+    Bulk,
+    /// 5: single POST /api/admin/jobs.
+    Post,
+    /// 2, 3, 4 and 6: drain, end to end, pickup latency, worker resources.
+    Worker,
+    /// 7: admin list and stats routes over 1 000 000 records.
+    BigTable,
+}
+
+impl Args {
+    fn runs(&self, scenario: Scenario) -> bool {
+        self.only.is_empty() || self.only.contains(&scenario)
+    }
 }
 
 /// Sizes of one run.
@@ -247,23 +271,34 @@ async fn run(
     );
 
     bench.warm_up().await?;
-    bench.bulk_library(&mut report).await?;
-    {
+    if args.runs(Scenario::Bulk) {
+        bench.bulk_library(&mut report).await?;
+    }
+    if args.runs(Scenario::Bulk) || args.runs(Scenario::Post) {
         let api = bench.spawn_api().await?;
-        bench.bulk_api(&mut report, &api).await?;
-        bench.single_posts(&mut report, &api).await?;
+        if args.runs(Scenario::Bulk) {
+            bench.bulk_api(&mut report, &api).await?;
+        }
+        if args.runs(Scenario::Post) {
+            bench.single_posts(&mut report, &api).await?;
+        }
         api.proc.stop().await?;
     }
-    bench.reset().await?;
-    let drain_worker = bench.drain(&mut report).await?;
-    let e2e_worker = bench.end_to_end(&mut report).await?;
-    let idle_rss_kb = bench.pickup(&mut report).await?;
-    report.worker_resources(
-        &drain_worker,
-        e2e_worker.peak_rss_kb,
-        idle_rss_kb,
-        plan.jobs,
-    );
+    if args.runs(Scenario::Worker) {
+        bench.reset().await?;
+        let drain_worker = bench.drain(&mut report).await?;
+        let e2e_worker = bench.end_to_end(&mut report).await?;
+        let idle_rss_kb = bench.pickup(&mut report).await?;
+        report.worker_resources(
+            &drain_worker,
+            e2e_worker.peak_rss_kb,
+            idle_rss_kb,
+            plan.jobs,
+        );
+    }
+    if args.runs(Scenario::BigTable) {
+        bench.admin_reads(&mut report).await?;
+    }
 
     if args.with_bullmq {
         let dir = absolute(&args.bullmq_dir)?;

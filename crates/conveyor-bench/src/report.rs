@@ -235,6 +235,37 @@ impl Report {
         self.push(label, "p99 ms", p99, Target::None, None);
     }
 
+    /// Scenario 7: per route, the latency of sequential requests (p99 target
+    /// `p99_target_ms`), under `scenarios[key].routes[route]`.
+    pub(crate) fn route_latencies(
+        &mut self,
+        key: &'static str,
+        label: &str,
+        records: usize,
+        fill_seconds: f64,
+        routes: &[(String, Vec<f64>)],
+        p99_target_ms: f64,
+    ) {
+        let mut figures = Map::new();
+        for (route, sorted_ms) in routes {
+            let (p50, p99) = (percentile(sorted_ms, 0.50), percentile(sorted_ms, 0.99));
+            let max = sorted_ms.last().copied().unwrap_or(0.0);
+            eprintln!("[bench]    GET {route}: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
+            figures.insert(
+                route.clone(),
+                json!({ "requests": sorted_ms.len(), "p50_ms": p50, "p99_ms": p99, "max_ms": max }),
+            );
+            let label = format!("{label}: GET {route}");
+            self.push(&label, "p50 ms", p50, Target::None, None);
+            self.push(&label, "p99 ms", p99, Target::AtMost(p99_target_ms), None);
+            self.push(&label, "max ms", max, Target::None, None);
+        }
+        self.scenarios.insert(
+            key.into(),
+            json!({ "records": records, "fill_seconds": fill_seconds, "routes": figures }),
+        );
+    }
+
     /// Scenario 6: The worker's CPU (during the drain), peak RSS (drain and end to end) and
     /// idle RSS.
     pub(crate) fn worker_resources(

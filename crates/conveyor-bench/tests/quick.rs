@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "bulk_enqueue_library",
     "bulk_enqueue_api",
     "drain",
@@ -19,6 +19,7 @@ const SCENARIOS: [&str; 7] = [
     "pickup_latency",
     "single_post",
     "worker_resources",
+    "admin_reads",
 ];
 
 fn repo_root() -> PathBuf {
@@ -123,6 +124,13 @@ fn quick_mode_reports_every_scenario() {
     positive("single_post", "requests_per_s");
     positive("worker_resources", "peak_rss_mb");
     positive("worker_resources", "idle_rss_mb");
+    let routes = scenarios["admin_reads"]["routes"]
+        .as_object()
+        .expect("admin_reads.routes");
+    assert!(routes.len() >= 10, "{text}");
+    for (route, figures) in routes {
+        assert!(figures["p99_ms"].as_f64().unwrap_or(-1.0) > 0.0, "{route}");
+    }
     // A loaded CI machine may refuse the odd request; the run itself must work.
     let errors = scenarios["single_post"]["errors"]
         .as_u64()

@@ -235,11 +235,14 @@ const DEFAULT_ERRORS: i64 = 50;
 const MAX_ERRORS: i64 = 100;
 
 /// Errors of failed attempts grouped by job type and message, the most recently
-/// seen first.
+/// seen first. Only the most recent 5 000 attempts that did not complete (FAILED,
+/// LOST or CANCELLED) are aggregated, so the answer stays fast whatever the size
+/// of the attempt log; `count`, `firstOccurredAt` and `lastOccurredAt` are over
+/// those attempts.
 #[utoipa::path(get, path = "/api/admin/errors", operation_id = "listErrors", tag = "system", security(("bearer" = [])),
     params(ErrorsQuery),
     responses(
-        (status = 200, description = "Error groups, most recent first", body = Vec<ErrorGroupSchema>),
+        (status = 200, description = "Error groups over the most recent 5 000 unsuccessful attempts, most recent first", body = Vec<ErrorGroupSchema>),
         (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)

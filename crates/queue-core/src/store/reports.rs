@@ -22,7 +22,7 @@ pub struct ErrorGroup {
 
 /// How many of the most recent attempts that did not complete the error report
 /// aggregates.
-pub const ERROR_WINDOW: i64 = 10_000;
+pub const ERROR_WINDOW: i64 = 5_000;
 
 impl Store {
     /// Attempts that completed within the last `seconds` (from the activity
@@ -48,7 +48,9 @@ impl Store {
     /// (FAILED, LOST, CANCELLED), grouped by job type and message, the most
     /// recently seen first, at most `limit` groups. The window bounds the work
     /// whatever the size of the log: each state is read newest first from the
-    /// (status, finished_at) index and the three streams are merged.
+    /// (status, finished_at) index and the three streams are merged; attempts
+    /// are summed per job before its type is looked up (retries of one job share
+    /// one look-up).
     pub async fn error_groups(&self, limit: i64) -> Result<Vec<ErrorGroup>, StoreError> {
         Ok(sqlx::query_as(
             "WITH recent AS (
@@ -63,12 +65,15 @@ impl Store {
                      WHERE status = 'CANCELLED' ORDER BY finished_at DESC LIMIT $2)
                 ) e
                 ORDER BY finished_at DESC LIMIT $2
+             ), per_job AS (
+                SELECT job_id, error, count(*) AS n, min(finished_at) AS first_at,
+                       max(finished_at) AS last_at
+                FROM recent WHERE error IS NOT NULL GROUP BY 1, 2
              )
-             SELECT j.job_type, r.error AS message, count(*) AS count,
-                    min(r.finished_at) AS first_occurred_at,
-                    max(r.finished_at) AS last_occurred_at
-             FROM recent r JOIN jobs j ON j.id = r.job_id
-             WHERE r.error IS NOT NULL
+             SELECT j.job_type, r.error AS message, sum(r.n)::bigint AS count,
+                    min(r.first_at) AS first_occurred_at,
+                    max(r.last_at) AS last_occurred_at
+             FROM per_job r JOIN jobs j ON j.id = r.job_id
              GROUP BY j.job_type, r.error
              ORDER BY last_occurred_at DESC, j.job_type, r.error
              LIMIT $1",
