@@ -10,10 +10,10 @@ use uuid::Uuid;
 use crate::broker::{Broker, Dispatch};
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::dispatch_marks::DispatchMarks;
 use crate::error::{EnqueueError, JobStateError, StoreError};
 use crate::job::{Job, NewJob};
-use crate::store::{jobs, DispatchError, InsertedJob, RetryOutcome, Store};
+use crate::outbox_done::OutboxDone;
+use crate::store::{jobs, DispatchError, InsertedJob, OutboxEntry, RetryOutcome, Store};
 
 /// Most jobs one bulk enqueue takes.
 pub const MAX_BULK: usize = 10_000;
@@ -39,13 +39,13 @@ pub struct Conveyor {
     broker: Broker,
     config: Arc<Config>,
     catalog: Arc<Catalog>,
-    marks: DispatchMarks,
+    outbox_done: OutboxDone,
 }
 
 impl Conveyor {
     pub fn new(store: Store, broker: Broker, config: Arc<Config>, catalog: Arc<Catalog>) -> Self {
         Self {
-            marks: DispatchMarks::new(store.clone()),
+            outbox_done: OutboxDone::new(store.clone()),
             store,
             broker,
             config,
@@ -151,10 +151,13 @@ impl Conveyor {
             .acquire()
             .await
             .map_err(StoreError::from)?;
-        let mut inserted = jobs::insert_many(&mut conn, std::slice::from_ref(&prepared)).await?;
+        let outbox = OutboxEntry::pushed_by_writer();
+        let mut inserted =
+            jobs::insert_many(&mut conn, std::slice::from_ref(&prepared), outbox).await?;
         if let Some(job) = inserted.pop() {
             drop(conn);
-            self.dispatch(std::slice::from_ref(&job)).await;
+            self.dispatch(std::slice::from_ref(&job), Some(outbox.id))
+                .await;
             return Ok(Enqueued { job, created: true });
         }
         let key = prepared.idempotency_key.as_deref().unwrap_or_default();
@@ -179,14 +182,16 @@ impl Conveyor {
             .acquire()
             .await
             .map_err(StoreError::from)?;
-        let job = jobs::insert_many(&mut conn, std::slice::from_ref(&prepared))
+        let outbox = OutboxEntry::pushed_by_writer();
+        let job = jobs::insert_many(&mut conn, std::slice::from_ref(&prepared), outbox)
             .await?
             .pop()
             .ok_or_else(|| {
                 EnqueueError::invalid("idempotencyKey", "is being used by a concurrent request")
             })?;
         drop(conn);
-        self.dispatch(std::slice::from_ref(&job)).await;
+        self.dispatch(std::slice::from_ref(&job), Some(outbox.id))
+            .await;
         Ok(Enqueued { job, created: true })
     }
 
@@ -206,7 +211,8 @@ impl Conveyor {
             .map(|(i, j)| self.prepare(j).map_err(|e| e.in_bulk(i)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
-        let inserted = jobs::insert_many(&mut tx, &prepared).await?;
+        let outbox = OutboxEntry::pushed_by_writer();
+        let inserted = jobs::insert_many(&mut tx, &prepared, outbox).await?;
         let mut ids: Vec<Uuid> = prepared.iter().map(|p| p.id).collect();
         if inserted.len() < prepared.len() {
             let created: std::collections::HashSet<Uuid> = inserted.iter().map(|j| j.id).collect();
@@ -236,7 +242,7 @@ impl Conveyor {
             }
         }
         tx.commit().await.map_err(StoreError::from)?;
-        self.dispatch(&inserted).await;
+        self.dispatch(&inserted, Some(outbox.id)).await;
         Ok(ids)
     }
 
@@ -251,7 +257,12 @@ impl Conveyor {
     ) -> Result<Uuid, EnqueueError> {
         let prepared = self.prepare(job)?;
         let queue = prepared.queue.clone();
-        let mut inserted = jobs::insert_many(conn, std::slice::from_ref(&prepared)).await?;
+        let mut inserted = jobs::insert_many(
+            conn,
+            std::slice::from_ref(&prepared),
+            OutboxEntry::for_reconciler(),
+        )
+        .await?;
         let id = match inserted.pop() {
             Some(job) => job.id,
             None => {
@@ -274,9 +285,10 @@ impl Conveyor {
         Ok(id)
     }
 
-    /// Pushes freshly recorded jobs and marks them dispatched. A failure is logged,
-    /// not returned: the records are safe and the reconciler pushes them later.
-    async fn dispatch(&self, jobs: &[Job]) {
+    /// Pushes freshly recorded jobs and then deletes their outbox row (if the write
+    /// left one for this writer). A failure is logged, not returned: the records are
+    /// safe and the reconciler pushes them later.
+    async fn dispatch(&self, jobs: &[Job], outbox: Option<Uuid>) {
         if jobs.is_empty() {
             return;
         }
@@ -293,7 +305,9 @@ impl Conveyor {
             tracing::warn!(error = %e, jobs = jobs.len(), "redis push failed; the reconciler will dispatch these jobs");
             return;
         }
-        self.marks.add(jobs.iter().map(|j| j.id));
+        if let Some(outbox) = outbox {
+            self.outbox_done.add(outbox);
+        }
     }
 
     /// Stops (or restarts) claims from `queue`; running jobs finish.
@@ -313,7 +327,7 @@ impl Conveyor {
     pub async fn retry(&self, id: Uuid) -> Result<Job, JobStateError> {
         match self.store.retry_job(id).await? {
             RetryOutcome::Retried(job) => {
-                self.dispatch(std::slice::from_ref(&*job)).await;
+                self.dispatch(std::slice::from_ref(&*job), None).await;
                 Ok(*job)
             }
             RetryOutcome::NotRetryable(status) => Err(JobStateError::Conflict {
@@ -364,7 +378,7 @@ impl Conveyor {
         }
         let wanted: Vec<Uuid> = wanted.into_iter().collect();
         let retried = self.store.retry_failed(queue, &wanted).await?;
-        self.dispatch(&retried).await;
+        self.dispatch(&retried, None).await;
         let retried_ids: HashSet<Uuid> = retried.iter().map(|j| j.id).collect();
         let drop: Vec<String> = entries
             .into_iter()
@@ -388,7 +402,7 @@ impl Conveyor {
             ids.sort_unstable();
             ids.dedup();
             let retried = self.store.retry_failed(queue, &ids).await?;
-            self.dispatch(&retried).await;
+            self.dispatch(&retried, None).await;
             replayed += retried.len();
             let read: Vec<String> = page.into_iter().map(|e| e.entry_id).collect();
             self.broker.delete_dead_letters(queue, &read).await?;

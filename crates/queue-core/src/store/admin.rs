@@ -4,6 +4,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::dispatch::outbox_cte;
 use super::jobs::{JobFilter, JOB_COLUMNS};
 use super::Store;
 use crate::error::StoreError;
@@ -57,20 +58,21 @@ pub enum RetryOutcome {
 const RETRYABLE: [&str; 2] = ["FAILED", "CANCELLED"];
 
 /// Resets a finished job to a fresh PENDING one in a new run (`runs + 1`), so the
-/// attempts of earlier runs stay in the log. `dispatched_at = NULL` makes the
-/// reconciler push it should the caller's push fail.
+/// attempts of earlier runs stay in the log. An outbox row makes the reconciler push
+/// it should the caller's push fail.
 fn retry_sql(extra_filter: &str) -> String {
     format!(
         "WITH retried AS (
             UPDATE jobs SET status = 'PENDING', attempts = 0, error = NULL, result = NULL,
                             completed_at = NULL, started_at = NULL, cancel_requested = false,
-                            dispatched_at = NULL, progress = 0, progress_message = NULL,
+                            progress = 0, progress_message = NULL,
                             run_at = now(), worker_id = NULL, lease_expires_at = NULL,
                             runs = runs + 1
             WHERE id = ANY($1) AND status = ANY($2) {extra_filter}
             RETURNING {JOB_COLUMNS}
-         )
-         SELECT * FROM retried"
+         ), outbox AS ({})
+         SELECT * FROM retried",
+        outbox_cte("retried", "", "gen_random_uuid()", "false")
     )
 }
 

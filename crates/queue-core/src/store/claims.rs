@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::dispatch::outbox_cte;
 use super::Store;
 use crate::error::StoreError;
 
@@ -91,12 +92,17 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         Ok(sqlx::query_as(
-            "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, started_at = now(), worker_id = $2,
-                             progress = 0, progress_message = NULL,
-                             lease_expires_at = now() + make_interval(secs => $3)
-             WHERE id = ANY($1) AND status IN ('PENDING', 'DELAYED', 'RETRYING') AND NOT cancel_requested
-               AND run_at <= now() + interval '1 second'
-             RETURNING id, job_type, payload, attempts, max_attempts, priority, timeout_ms, backoff, started_at",
+            // A join with the ids (not `id = ANY($1)`): with `status IN (…)` beside
+            // it, a planner without fresh statistics ANDs the status index (every
+            // waiting job) into the scan; the join keeps it to one key look-up per id.
+            "UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, started_at = now(), worker_id = $2,
+                               progress = 0, progress_message = NULL,
+                               lease_expires_at = now() + make_interval(secs => $3)
+             FROM unnest($1::uuid[]) AS c(id)
+             WHERE j.id = c.id AND j.status IN ('PENDING', 'DELAYED', 'RETRYING') AND NOT j.cancel_requested
+               AND j.run_at <= now() + interval '1 second'
+             RETURNING j.id, j.job_type, j.payload, j.attempts, j.max_attempts, j.priority, j.timeout_ms, j.backoff,
+                       j.started_at",
         )
         .bind(ids)
         .bind(worker_id)
@@ -132,11 +138,13 @@ impl Store {
 
     /// Writes finished attempts in one statement (job rows and their execution rows).
     /// Only rows still RUNNING the same attempt change; a retry of a job whose
-    /// cancellation was requested meanwhile ends CANCELLED. Returns the ids written
-    /// with the status they got.
+    /// cancellation was requested meanwhile ends CANCELLED. The jobs that go to
+    /// RETRYING are named in outbox row `outbox` (the caller pushes them, then
+    /// deletes it). Returns the ids written with the status they got.
     pub async fn finish(
         &self,
         batch: &[FinishedAttempt],
+        outbox: Uuid,
     ) -> Result<Vec<(Uuid, String)>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -169,7 +177,7 @@ impl Store {
             run_ats.push(run_at);
             exec_statuses.push(exec_status);
         }
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(&format!(
             "WITH input AS (
                 SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[],
                                      $6::text[], $7::jsonb[], $8::text[], $9::timestamptz[], $10::text[])
@@ -182,7 +190,6 @@ impl Store {
                     run_at = COALESCE(i.run_at, j.run_at),
                     completed_at = CASE WHEN i.status = 'RETRYING' AND NOT j.cancel_requested THEN NULL ELSE i.finished_at END,
                     progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,
-                    dispatched_at = CASE WHEN i.status = 'RETRYING' THEN NULL ELSE j.dispatched_at END,
                     lease_expires_at = NULL
                 FROM input i
                 WHERE j.id = i.id AND j.status = 'RUNNING' AND j.attempts = i.attempt
@@ -193,9 +200,10 @@ impl Store {
                        GREATEST(0, (extract(epoch FROM i.finished_at - i.started_at) * 1000)::bigint), i.error
                 FROM input i JOIN updated u ON u.id = i.id
                 ON CONFLICT (job_id, run, attempt) DO NOTHING
-             )
+             ), outbox AS ({})
              SELECT id, status FROM updated",
-        )
+            outbox_cte("updated", "WHERE status = 'RETRYING'", "$11", "true")
+        ))
         .bind(&ids)
         .bind(&attempts)
         .bind(&workers)
@@ -206,29 +214,39 @@ impl Store {
         .bind(&errors)
         .bind(&run_ats)
         .bind(&exec_statuses)
+        .bind(outbox)
         .fetch_all(&self.pool)
         .await?)
     }
 
     /// Gives attempts back without counting them (graceful shutdown): PENDING again,
-    /// attempts − 1. Returns the ids given back.
-    pub async fn release(&self, held: &[(Uuid, i32)]) -> Result<Vec<Uuid>, StoreError> {
+    /// attempts − 1, named in outbox row `outbox` (the caller pushes them, then
+    /// deletes it). Returns the ids given back.
+    pub async fn release(
+        &self,
+        held: &[(Uuid, i32)],
+        outbox: Uuid,
+    ) -> Result<Vec<Uuid>, StoreError> {
         if held.is_empty() {
             return Ok(Vec::new());
         }
         let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
-        Ok(sqlx::query_scalar(
-            "UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED' ELSE 'PENDING' END,
-                    completed_at = CASE WHEN j.cancel_requested THEN now() END,
-                    attempts = j.attempts - 1, started_at = NULL, worker_id = NULL, run_at = now(),
-                    lease_expires_at = NULL,
-                    dispatched_at = NULL
-             FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
-             WHERE j.id = h.id AND j.status = 'RUNNING' AND j.attempts = h.attempt
-             RETURNING j.id",
-        )
+        Ok(sqlx::query_scalar(&format!(
+            "WITH released AS (
+                UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED' ELSE 'PENDING' END,
+                        completed_at = CASE WHEN j.cancel_requested THEN now() END,
+                        attempts = j.attempts - 1, started_at = NULL, worker_id = NULL, run_at = now(),
+                        lease_expires_at = NULL
+                FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
+                WHERE j.id = h.id AND j.status = 'RUNNING' AND j.attempts = h.attempt
+                RETURNING j.id, j.status
+             ), outbox AS ({})
+             SELECT id FROM released",
+            outbox_cte("released", "WHERE status = 'PENDING'", "$3", "true")
+        ))
         .bind(&ids)
         .bind(&attempts)
+        .bind(outbox)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -1,5 +1,8 @@
-//! Jobs whose id may not be in Redis: `dispatched_at IS NULL` means "not known to
-//! be pushed". Enqueue marks it after the push; the reconciler pushes the rest.
+//! The dispatch outbox: which recorded jobs may be missing from Redis. Every write
+//! that makes jobs wait (enqueue, retry, release, recovery) adds one outbox row naming
+//! them, in the same statement; the writer deletes it after its push, and the
+//! reconciler pushes what is left (Redis was down, the writer died, or nobody was
+//! going to push: transactional enqueue, lease recovery, Redis lost its data).
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -8,6 +11,44 @@ use uuid::Uuid;
 use super::Store;
 use crate::broker::{Broker, Dispatch};
 use crate::error::StoreError;
+
+/// The outbox row a write adds for the jobs it makes wait.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxEntry {
+    pub id: Uuid,
+    /// The writer pushes the jobs itself and then deletes the row
+    /// ([`Store::outbox_done`]); the reconciler waits a grace period before it
+    /// takes such a row.
+    pub writer_pushes: bool,
+}
+
+impl OutboxEntry {
+    /// A row the writer will push and delete itself.
+    pub fn pushed_by_writer() -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            writer_pushes: true,
+        }
+    }
+
+    /// A row only the reconciler pushes (e.g. a job recorded inside a caller's
+    /// transaction).
+    pub fn for_reconciler() -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            writer_pushes: false,
+        }
+    }
+}
+
+/// The SQL of a CTE step that records the ids of CTE `source` (column `id`) as outbox
+/// row `$id_param` (nothing when `source` is empty). `filter` narrows the rows.
+pub(crate) fn outbox_cte(source: &str, filter: &str, id_param: &str, writer_param: &str) -> String {
+    format!(
+        "INSERT INTO dispatch_outbox (id, job_ids, writer_pushes)
+         SELECT {id_param}, array_agg(id), {writer_param} FROM {source} {filter} HAVING count(*) > 0"
+    )
+}
 
 /// A waiting job to push.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,42 +60,35 @@ pub struct Undispatched {
 }
 
 impl Store {
-    /// Records that these ids are in Redis. Only waiting jobs are touched (and
-    /// row-locked): a finished job needs no mark, and `clean` skips locked rows.
-    pub async fn mark_dispatched(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+    /// Deletes outbox rows whose jobs were pushed.
+    pub async fn outbox_done(&self, ids: &[Uuid]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        sqlx::query(
-            "UPDATE jobs SET dispatched_at = now()
-             WHERE id = ANY($1) AND dispatched_at IS NULL AND status IN ('PENDING', 'DELAYED', 'RETRYING')",
-        )
-        .bind(ids)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("DELETE FROM dispatch_outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    /// Pushes up to `limit` waiting jobs of `queues` that are not known to be in
-    /// Redis and are older than `min_age`, marking them in the same transaction (so a
-    /// failed push changes nothing). Safe with many callers at once (SKIP LOCKED).
-    /// Returns how many were pushed.
+    /// Pushes the still-waiting jobs of up to `limit` outbox rows and deletes the rows
+    /// in the same transaction (so a failed push changes nothing). Rows whose writer
+    /// pushes them are taken only once older than `grace`. Safe with many callers at
+    /// once (SKIP LOCKED). Returns how many rows were handled.
     pub async fn dispatch_missing(
         &self,
         broker: &Broker,
-        queues: &[String],
-        min_age: Duration,
+        grace: Duration,
         limit: i64,
     ) -> Result<usize, DispatchError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let rows: Vec<Undispatched> = sqlx::query_as(
-            "SELECT id, queue_name, priority, run_at FROM jobs
-             WHERE dispatched_at IS NULL AND status IN ('PENDING', 'DELAYED', 'RETRYING')
-               AND queue_name = ANY($1) AND created_at < now() - make_interval(secs => $2)
-             ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        let rows: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM dispatch_outbox
+             WHERE NOT writer_pushes OR created_at < now() - make_interval(secs => $1)
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
-        .bind(queues)
-        .bind(min_age.as_secs_f64())
+        .bind(grace.as_secs_f64())
         .bind(limit)
         .fetch_all(&mut *tx)
         .await
@@ -62,23 +96,35 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        let items: Vec<Dispatch> = rows
-            .iter()
+        let waiting: Vec<Undispatched> = sqlx::query_as(
+            "SELECT j.id, j.queue_name, j.priority, j.run_at
+             FROM dispatch_outbox o CROSS JOIN LATERAL unnest(o.job_ids) AS u(job_id)
+             JOIN jobs j ON j.id = u.job_id
+             WHERE o.id = ANY($1) AND j.status IN ('PENDING', 'DELAYED', 'RETRYING')",
+        )
+        .bind(&rows)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let items: Vec<Dispatch> = waiting
+            .into_iter()
             .map(|r| Dispatch {
-                queue: r.queue_name.clone(),
+                queue: r.queue_name,
                 id: r.id,
                 priority: r.priority,
                 run_at: Some(r.run_at),
             })
             .collect();
         broker.push(&items).await?;
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        sqlx::query("UPDATE jobs SET dispatched_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
+        sqlx::query("DELETE FROM dispatch_outbox WHERE id = ANY($1)")
+            .bind(&rows)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
+        if !items.is_empty() {
+            tracing::info!(jobs = items.len(), "dispatched jobs missing from redis");
+        }
         Ok(rows.len())
     }
 }

@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::dispatch::{outbox_cte, OutboxEntry};
 use super::Store;
 use crate::error::StoreError;
 use crate::job::{Execution, Job, JobStatus};
@@ -38,12 +39,13 @@ pub(crate) const JOB_COLUMNS: &str = "id, queue_name, job_type, status, payload,
      priority, progress, progress_message, parent_id, idempotency_key, run_at, timeout_ms, created_at, \
      started_at, completed_at, cancel_requested";
 
-/// Inserts `jobs` in one statement and returns the records created. A job whose
-/// idempotency key already has a job in its queue is left out (see
-/// [`existing_by_key`]).
+/// Inserts `jobs` in one statement and returns the records created, naming them in
+/// outbox row `outbox` (same statement). A job whose idempotency key already has a
+/// job in its queue is left out (see [`existing_by_key`]).
 pub(crate) async fn insert_many(
     conn: &mut PgConnection,
     jobs: &[InsertedJob],
+    outbox: OutboxEntry,
 ) -> Result<Vec<Job>, StoreError> {
     let n = jobs.len();
     let (mut ids, mut queues, mut types, mut payloads) = (
@@ -77,7 +79,8 @@ pub(crate) async fn insert_many(
         backoffs.push(j.backoff.as_ref());
     }
     let sql = format!(
-        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, priority, parent_id, \
+        "WITH inserted AS (
+         INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, priority, parent_id, \
                            idempotency_key, run_at, timeout_ms, backoff)
          SELECT id, queue_name, job_type,
                 CASE WHEN run_at > now() THEN 'DELAYED' ELSE 'PENDING' END,
@@ -89,7 +92,10 @@ pub(crate) async fn insert_many(
                    idempotency_key, run_at, timeout_ms, backoff, ord)
          ORDER BY ord
          ON CONFLICT (queue_name, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING {JOB_COLUMNS}"
+         RETURNING {JOB_COLUMNS}
+         ), outbox AS ({})
+         SELECT * FROM inserted",
+        outbox_cte("inserted", "", "$12", "$13")
     );
     Ok(sqlx::query_as(&sql)
         .bind(&ids)
@@ -103,6 +109,8 @@ pub(crate) async fn insert_many(
         .bind(&run_ats)
         .bind(&timeouts)
         .bind(&backoffs)
+        .bind(outbox.id)
+        .bind(outbox.writer_pushes)
         .fetch_all(&mut *conn)
         .await?)
 }

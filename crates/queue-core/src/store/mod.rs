@@ -17,7 +17,7 @@ pub use admin::{QueueStats, RetryOutcome};
 pub use cancel::CancelOutcome;
 pub use claims::{ClaimedJob, FinalState, FinishedAttempt, ProgressUpdate};
 pub use counters::{Compacted, COMPACT_EVERY};
-pub use dispatch::{DispatchError, Undispatched};
+pub use dispatch::{DispatchError, OutboxEntry, Undispatched};
 pub use jobs::{InsertedJob, JobFilter};
 pub use recovery::Recovered;
 pub use reports::{ErrorGroup, ERROR_WINDOW};

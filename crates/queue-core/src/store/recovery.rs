@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::dispatch::outbox_cte;
 use super::Store;
 use crate::error::StoreError;
 
@@ -24,7 +25,7 @@ impl Store {
     /// attempts are spent, or CANCELLED if that was requested. Safe to run from many
     /// processes at once (SKIP LOCKED).
     pub async fn recover_expired(&self, limit: i64) -> Result<Vec<Recovered>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(&format!(
             "WITH expired AS (
                 SELECT id FROM jobs WHERE status = 'RUNNING' AND lease_expires_at < now()
                 ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -37,7 +38,7 @@ impl Store {
                                   ELSE 'RETRYING' END,
                     error = 'worker lost (lease expired during attempt ' || j.attempts || ')',
                     completed_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN now() END,
-                    run_at = now(), lease_expires_at = NULL, dispatched_at = NULL
+                    run_at = now(), lease_expires_at = NULL
                 FROM expired WHERE j.id = expired.id
                 RETURNING j.id, j.queue_name, j.job_type, j.status, j.attempts, j.completed_at
              ), logged AS (
@@ -47,37 +48,51 @@ impl Store {
                        'worker lost (lease expired)'
                 FROM old o
                 ON CONFLICT (job_id, run, attempt) DO NOTHING
-             )
+             ), outbox AS ({})
              SELECT id, queue_name, job_type, status, attempts, completed_at FROM updated",
-        )
+            outbox_cte("updated", "WHERE status = 'RETRYING'", "gen_random_uuid()", "false")
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// Marks every waiting job of `queue` as possibly missing from Redis (after Redis
-    /// lost its data), so the dispatch sweep pushes them again.
-    pub async fn forget_dispatch(&self, queue: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE jobs SET dispatched_at = NULL
-             WHERE queue_name = $1 AND status IN ('PENDING', 'DELAYED', 'RETRYING') AND dispatched_at IS NOT NULL",
+    /// Names every waiting job of `queue` in outbox rows of 1 000 (after Redis lost
+    /// its data), so the dispatch sweep pushes them again.
+    pub async fn redispatch_queue(&self, queue: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "WITH waiting AS (
+                SELECT id, (row_number() OVER ()) / 1000 AS chunk FROM jobs
+                WHERE queue_name = $1 AND status IN ('PENDING', 'DELAYED', 'RETRYING')
+             ), added AS (
+                INSERT INTO dispatch_outbox (id, job_ids, writer_pushes)
+                SELECT gen_random_uuid(), array_agg(id), false FROM waiting GROUP BY chunk
+                RETURNING cardinality(job_ids) AS n
+             )
+             SELECT COALESCE(sum(n), 0)::bigint FROM added",
         )
         .bind(queue)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .fetch_one(&self.pool)
+        .await
+        .map(|n: i64| n as u64)?)
     }
 
-    /// Marks these ids (found stale in Redis) as possibly missing from Redis, where
-    /// they are still waiting.
-    pub async fn forget_dispatch_of(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE jobs SET dispatched_at = NULL
-             WHERE id = ANY($1) AND status IN ('PENDING', 'DELAYED', 'RETRYING')",
+    /// Names those of `ids` (found stale in Redis) that are still waiting in an outbox
+    /// row, so the dispatch sweep pushes them again.
+    pub async fn redispatch_ids(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "WITH waiting AS (
+                SELECT id FROM jobs WHERE id = ANY($1) AND status IN ('PENDING', 'DELAYED', 'RETRYING')
+             ), added AS (
+                INSERT INTO dispatch_outbox (id, job_ids, writer_pushes)
+                SELECT gen_random_uuid(), array_agg(id), false FROM waiting HAVING count(*) > 0
+                RETURNING cardinality(job_ids) AS n
+             )
+             SELECT COALESCE(sum(n), 0)::bigint FROM added",
         )
         .bind(ids)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .fetch_one(&self.pool)
+        .await
+        .map(|n: i64| n as u64)?)
     }
 }

@@ -94,10 +94,14 @@ impl Completer {
             }
         }
         let mut acks = Vec::with_capacity(finished.len() + releases.len());
+        // One outbox row names the jobs this batch makes wait again (retries and
+        // releases); it is deleted once Redis has them.
+        let outbox = Uuid::new_v4();
         if !finished.is_empty() {
             let attempts: Vec<FinishedAttempt> =
                 finished.iter().map(|c| c.attempt.clone()).collect();
-            let written = retry_until_written("finish", || self.store.finish(&attempts)).await;
+            let written =
+                retry_until_written("finish", || self.store.finish(&attempts, outbox)).await;
             let written: std::collections::HashMap<Uuid, String> = written.into_iter().collect();
             self.publish_statuses(&finished, &written).await;
             for c in &finished {
@@ -136,7 +140,8 @@ impl Completer {
                 .iter()
                 .map(|(_, id, attempt, _)| (*id, *attempt))
                 .collect();
-            let released = retry_until_written("release", || self.store.release(&held)).await;
+            let released =
+                retry_until_written("release", || self.store.release(&held, outbox)).await;
             for (queue, id, _, priority) in releases {
                 let ack = if released.contains(&id) {
                     Ack::Release { priority }
@@ -146,17 +151,16 @@ impl Completer {
                 acks.push((queue.to_string(), id, ack));
             }
         }
-        let retried: Vec<Uuid> = acks
+        let requeued = acks
             .iter()
-            .filter(|(_, _, a)| matches!(a, Ack::Retry { .. } | Ack::Release { .. }))
-            .map(|(_, id, _)| *id)
-            .collect();
+            .any(|(_, _, a)| matches!(a, Ack::Retry { .. } | Ack::Release { .. }));
         match self.broker.ack(&acks).await {
-            Ok(()) => {
-                if let Err(e) = self.store.mark_dispatched(&retried).await {
-                    tracing::warn!(error = %e, "could not mark retried jobs dispatched");
+            Ok(()) if requeued => {
+                if let Err(e) = self.store.outbox_done(&[outbox]).await {
+                    tracing::warn!(error = %e, "could not delete the outbox row of requeued jobs");
                 }
             }
+            Ok(()) => {}
             // PostgreSQL has the truth; the reconciler re-pushes retries and the
             // lease sweep clears stale in-flight entries.
             Err(e) => tracing::warn!(error = %e, acks = acks.len(), "redis acknowledgement failed"),

@@ -21,8 +21,10 @@ use crate::client::DISPATCH_CHANNEL;
 
 /// Rows handled per step and round.
 const BATCH: i64 = 1_000;
-/// Jobs younger than this are left to their enqueuer's own push.
-const MIN_AGE: Duration = Duration::from_secs(2);
+/// Outbox rows (each names up to 10 000 jobs) pushed per transaction.
+const OUTBOX_BATCH: i64 = 20;
+/// Outbox rows younger than this are left to their writer's own push.
+const WRITER_GRACE: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run_maintenance(shared: Arc<WorkerShared>, stop: CancellationToken) {
     let generation = uuid::Uuid::new_v4().to_string();
@@ -41,7 +43,7 @@ pub(crate) async fn run_maintenance(shared: Arc<WorkerShared>, stop: Cancellatio
             _ = stop.cancelled() => return,
         };
         if notified {
-            dispatch_missing(&shared, Duration::ZERO).await;
+            dispatch_missing(&shared).await;
         } else {
             reconcile(&shared, &generation).await;
         }
@@ -58,7 +60,7 @@ async fn listen(shared: &WorkerShared) -> Option<PgListener> {
 pub(crate) async fn reconcile(shared: &WorkerShared, generation: &str) {
     for queue in &shared.queues {
         match shared.broker.claim_generation(queue, generation).await {
-            Ok(true) => match shared.store.forget_dispatch(queue).await {
+            Ok(true) => match shared.store.redispatch_queue(queue).await {
                 Ok(n) if n > 0 => {
                     tracing::warn!(queue.name = %queue, jobs = n, "redis lost this queue; re-dispatching")
                 }
@@ -79,22 +81,18 @@ pub(crate) async fn reconcile(shared: &WorkerShared, generation: &str) {
     }
     recover_expired(shared).await;
     sweep_inflight(shared).await;
-    dispatch_missing(shared, MIN_AGE).await;
+    dispatch_missing(shared).await;
 }
 
-async fn dispatch_missing(shared: &WorkerShared, min_age: Duration) {
+async fn dispatch_missing(shared: &WorkerShared) {
     loop {
         match shared
             .store
-            .dispatch_missing(&shared.broker, &shared.queues, min_age, BATCH)
+            .dispatch_missing(&shared.broker, WRITER_GRACE, OUTBOX_BATCH)
             .await
         {
-            Ok(n) if n as i64 == BATCH => continue,
-            Ok(0) => return,
-            Ok(n) => {
-                tracing::info!(jobs = n, "dispatched jobs missing from redis");
-                return;
-            }
+            Ok(n) if n as i64 == OUTBOX_BATCH => continue,
+            Ok(_) => return,
             Err(e) => {
                 tracing::debug!(error = %e, "dispatch sweep failed");
                 return;
@@ -143,7 +141,7 @@ async fn sweep_inflight(shared: &WorkerShared) {
     for queue in &shared.queues {
         // PostgreSQL first: an id leaves Redis only once its record says it may be missing.
         match shared.broker.expired_leases(queue, BATCH as usize).await {
-            Ok(ids) if !ids.is_empty() => match shared.store.forget_dispatch_of(&ids).await {
+            Ok(ids) if !ids.is_empty() => match shared.store.redispatch_ids(&ids).await {
                 Ok(_) => {
                     if let Err(e) = shared.broker.drop_leases(queue, &ids).await {
                         tracing::debug!(error = %e, "could not drop stale in-flight ids");

@@ -1,8 +1,8 @@
-//! Batches the "this job is in Redis" marks (`jobs.dispatched_at`) off the enqueue
-//! path. A mark only spares the reconciler a re-push, and a re-push is harmless
-//! (pushes are `ZADD NX`, so a job keeps its place; the claim fences duplicates), so
-//! a request need not wait for it: marks are written every few milliseconds in one
-//! statement, and a lost one costs one extra push.
+//! Deletes pushed outbox rows off the enqueue path. The delete only spares the
+//! reconciler a re-push, and a re-push is harmless (pushes are `ZADD NX`, so a job
+//! keeps its place; the claim fences duplicates), so a request need not wait for it:
+//! rows are deleted every few milliseconds in one statement, and a lost delete costs
+//! one extra push.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -12,11 +12,11 @@ use uuid::Uuid;
 
 use crate::store::Store;
 
-/// How long a flush waits for more marks to join it.
+/// How long a flush waits for more deletes to join it.
 const COALESCE: Duration = Duration::from_millis(5);
 
 #[derive(Clone)]
-pub(crate) struct DispatchMarks {
+pub(crate) struct OutboxDone {
     inner: Arc<Inner>,
     wake: Arc<Notify>,
 }
@@ -27,7 +27,7 @@ struct Inner {
     flusher: OnceLock<()>,
 }
 
-impl DispatchMarks {
+impl OutboxDone {
     pub(crate) fn new(store: Store) -> Self {
         let inner = Arc::new(Inner {
             store,
@@ -40,13 +40,13 @@ impl DispatchMarks {
         }
     }
 
-    /// Queues marks; the flusher task starts with the first (it needs a runtime).
-    pub(crate) fn add(&self, ids: impl IntoIterator<Item = Uuid>) {
+    /// Queues a delete; the flusher task starts with the first (it needs a runtime).
+    pub(crate) fn add(&self, outbox: Uuid) {
         self.inner
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(ids);
+            .push(outbox);
         self.inner.flusher.get_or_init(|| {
             tokio::spawn(flush_loop(Arc::downgrade(&self.inner), self.wake.clone()));
         });
@@ -65,8 +65,8 @@ async fn flush_loop(inner: Weak<Inner>, wake: Arc<Notify>) {
         let Some(inner) = inner.upgrade() else { return };
         let ids = std::mem::take(&mut *inner.pending.lock().unwrap_or_else(|p| p.into_inner()));
         if !ids.is_empty() {
-            if let Err(e) = inner.store.mark_dispatched(&ids).await {
-                tracing::debug!(error = %e, jobs = ids.len(), "dispatch marks not written; the reconciler re-pushes");
+            if let Err(e) = inner.store.outbox_done(&ids).await {
+                tracing::debug!(error = %e, rows = ids.len(), "outbox rows not deleted; the reconciler re-pushes");
             }
         }
     }
