@@ -52,3 +52,10 @@ END
 $$;
 CREATE TRIGGER jobs_truncate_executions AFTER TRUNCATE ON jobs
     FOR EACH STATEMENT EXECUTE FUNCTION conveyor_truncate_executions();
+
+-- Running jobs without their lease deadline in the key: a heartbeat that extends
+-- leases then changes no indexed column and can be a HOT update (no new index
+-- entries). Lease recovery reads the running jobs (at most the workers' total
+-- concurrency) and filters by deadline.
+CREATE INDEX jobs_running_idx ON jobs (worker_id) WHERE status = 'RUNNING';
+DROP INDEX jobs_running_lease_idx;
