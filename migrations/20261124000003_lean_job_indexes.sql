@@ -12,3 +12,10 @@ DROP INDEX jobs_queue_status_idx;
 DROP INDEX jobs_status_idx;
 DROP INDEX jobs_type_idx;
 
+
+-- Room in every page for the next versions of its rows: each job is rewritten by
+-- its claim and its completion, and with full pages every new version went to the
+-- end of the table, where the claiming and the completing connections queued on
+-- the same last page and on extending the table. With half of each page free a
+-- new version lands beside the old one.
+ALTER TABLE jobs SET (fillfactor = 50);
