@@ -168,7 +168,7 @@ impl Bench {
             sqlx::query(
                 "INSERT INTO jobs (id, queue_name, job_type, status, payload, result, error,
                                    attempts, max_attempts, priority, progress, run_at,
-                                   created_at, started_at, completed_at, dispatched_at)
+                                   created_at, started_at, completed_at)
                  SELECT gen_random_uuid(), ($1::text[])[k], ($2::text[])[k], status,
                         jsonb_build_object('n', g, 'text', md5(g::text)),
                         CASE WHEN status = 'COMPLETED' THEN '{\"ok\":true}'::jsonb END,
@@ -179,8 +179,7 @@ impl Bench {
                         created + interval '1 second', created,
                         CASE WHEN status NOT IN ('PENDING', 'DELAYED') THEN created + interval '1 second' END,
                         CASE WHEN status IN ('COMPLETED', 'FAILED', 'CANCELLED')
-                             THEN created + interval '1 second' + (r * 2000) * interval '1 millisecond' END,
-                        created
+                             THEN created + interval '1 second' + (r * 2000) * interval '1 millisecond' END
                  FROM (
                      SELECT g,
                             1 + floor(power(random(), 1.5) * array_length($1::text[], 1))::int AS k,

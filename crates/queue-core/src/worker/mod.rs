@@ -140,6 +140,14 @@ impl Worker {
             shared.clone(),
             background.clone(),
         ));
+        // Workers write most counter deltas, so they fold them too (one compactor
+        // at a time across processes; the others skip a round).
+        helpers.spawn(
+            shared
+                .store
+                .clone()
+                .run_counter_compaction(background.clone()),
+        );
 
         let loops = TaskTracker::new();
         for queue in &shared.queues {
