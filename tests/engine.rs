@@ -702,3 +702,47 @@ async fn pushing_a_job_again_keeps_its_place_in_the_queue(pool: PgPool) {
     assert_eq!(after, before);
     assert!(after < behind, "the first job is still ahead of the second");
 }
+
+#[sqlx::test]
+async fn concurrent_single_enqueues_share_inserts_and_one_bad_job_fails_alone(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    // 40 callers at once; one names a parent that does not exist (a foreign key
+    // violation inside whatever batch it lands in).
+    let bad = 17;
+    let calls = (0..40).map(|i| {
+        let conveyor = env.conveyor.clone();
+        let mut new = job("NOOP", json!({}));
+        if i == bad {
+            new.parent_id = Some(Uuid::now_v7());
+        }
+        async move { conveyor.enqueue(new).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.is_err(), i == bad, "call {i}: {r:?}");
+    }
+    let ids: Vec<Uuid> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|e| e.job.id)
+        .collect();
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 39);
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(all, 39, "the bad job left no record");
+    // Every recorded job was pushed (its id is in the ready set).
+    let mut redis = env.redis().await;
+    let ready: i64 = redis::cmd("ZCARD")
+        .arg(format!("{}:{{{Q}}}:ready", env.prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(ready, 39);
+}

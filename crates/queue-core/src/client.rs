@@ -7,10 +7,11 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::broker::{Broker, Dispatch};
+use crate::broker::Broker;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::{EnqueueError, JobStateError, StoreError};
+use crate::insert_batcher::{push_written, InsertBatcher};
 use crate::job::{Job, NewJob};
 use crate::outbox_done::OutboxDone;
 use crate::store::{jobs, DispatchError, InsertedJob, OutboxEntry, RetryOutcome, Store};
@@ -40,12 +41,15 @@ pub struct Conveyor {
     config: Arc<Config>,
     catalog: Arc<Catalog>,
     outbox_done: OutboxDone,
+    inserts: InsertBatcher,
 }
 
 impl Conveyor {
     pub fn new(store: Store, broker: Broker, config: Arc<Config>, catalog: Arc<Catalog>) -> Self {
+        let outbox_done = OutboxDone::new(store.clone());
         Self {
-            outbox_done: OutboxDone::new(store.clone()),
+            inserts: InsertBatcher::new(store.clone(), broker.clone(), outbox_done.clone()),
+            outbox_done,
             store,
             broker,
             config,
@@ -142,24 +146,25 @@ impl Conveyor {
     }
 
     /// Records one job and pushes it to Redis. If Redis is down the job is still
-    /// recorded (PENDING) and the reconciler pushes it once Redis is back.
+    /// recorded (PENDING) and the reconciler pushes it once Redis is back. Concurrent
+    /// calls share one INSERT (see `insert_batcher`).
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, EnqueueError> {
         let prepared = self.prepare(job)?;
+        // Kept for the idempotent case only (the batcher takes the job).
+        let keyed = prepared.idempotency_key.is_some().then(|| prepared.clone());
+        if let Some(job) = self.inserts.insert(prepared).await? {
+            return Ok(Enqueued { job, created: true });
+        }
+        let Some(prepared) = keyed else {
+            // Only a matching idempotency key makes an insert write nothing.
+            return Err(StoreError::Query(sqlx::Error::RowNotFound).into());
+        };
         let mut conn = self
             .store
             .pool()
             .acquire()
             .await
             .map_err(StoreError::from)?;
-        let outbox = OutboxEntry::pushed_by_writer();
-        let mut inserted =
-            jobs::insert_many(&mut conn, std::slice::from_ref(&prepared), outbox).await?;
-        if let Some(job) = inserted.pop() {
-            drop(conn);
-            self.dispatch(std::slice::from_ref(&job), Some(outbox.id))
-                .await;
-            return Ok(Enqueued { job, created: true });
-        }
         let key = prepared.idempotency_key.as_deref().unwrap_or_default();
         let existing = jobs::existing_by_key(&mut conn, &[(prepared.queue.as_str(), key)]).await?;
         match existing.into_iter().next() {
@@ -285,29 +290,9 @@ impl Conveyor {
         Ok(id)
     }
 
-    /// Pushes freshly recorded jobs and then deletes their outbox row (if the write
-    /// left one for this writer). A failure is logged, not returned: the records are
-    /// safe and the reconciler pushes them later.
+    /// Pushes freshly recorded jobs and then deletes their outbox row (if any).
     async fn dispatch(&self, jobs: &[Job], outbox: Option<Uuid>) {
-        if jobs.is_empty() {
-            return;
-        }
-        let items: Vec<Dispatch> = jobs
-            .iter()
-            .map(|j| Dispatch {
-                queue: j.queue_name.clone(),
-                id: j.id,
-                priority: j.priority,
-                run_at: Some(j.run_at),
-            })
-            .collect();
-        if let Err(e) = self.broker.push(&items).await {
-            tracing::warn!(error = %e, jobs = jobs.len(), "redis push failed; the reconciler will dispatch these jobs");
-            return;
-        }
-        if let Some(outbox) = outbox {
-            self.outbox_done.add(outbox);
-        }
+        push_written(&self.broker, &self.outbox_done, jobs, outbox).await;
     }
 
     /// Stops (or restarts) claims from `queue`; running jobs finish.

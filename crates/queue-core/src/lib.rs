@@ -23,6 +23,7 @@ pub mod cron;
 pub mod diagnostics;
 pub mod error;
 pub mod handler;
+mod insert_batcher;
 pub mod job;
 pub mod metrics;
 mod outbox_done;
