@@ -5,17 +5,13 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::Router;
 use chrono::Utc;
-use conveyor_api::{AppState, Auth};
-use conveyor_tests::TestEnv;
-use http_body_util::BodyExt;
+use conveyor_tests::{http, TestEnv};
 use queue_core::job::{JobStatus, NewJob};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 const Q: &str = "diagnostics";
@@ -23,13 +19,7 @@ const TOKEN: &str = "a";
 const LONG: Duration = Duration::from_secs(30);
 
 fn app(env: &TestEnv) -> Router {
-    conveyor_api::router(AppState::new(
-        env.conveyor.clone(),
-        Auth::Tokens {
-            admin: vec![TOKEN.into()],
-            viewer: vec![],
-        },
-    ))
+    http::router(env, &[TOKEN], &[])
 }
 
 async fn call(
@@ -38,24 +28,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"));
-    let body = match body {
-        Some(v) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    http::send_json(app, method, path, Some(TOKEN), body).await
 }
 
 fn job(job_type: &str, payload: Value) -> NewJob {
@@ -398,31 +371,6 @@ async fn concurrent_writers_and_compactions_stay_exact(pool: PgPool) {
     assert_eq!(count_where(&env, "true").await, 4 * 20 * 20);
 }
 
-/// Inserts an attempt of `id` that finished `secs_ago` seconds ago.
-async fn attempt(
-    env: &TestEnv,
-    id: Uuid,
-    attempt: i32,
-    status: &str,
-    duration_ms: i64,
-    secs_ago: f64,
-) {
-    sqlx::query(
-        "INSERT INTO job_executions
-             (job_id, attempt, worker_id, status, started_at, finished_at, duration_ms)
-         VALUES ($1, $2, 'w', $3, now() - make_interval(secs => $4),
-                 now() - make_interval(secs => $4), $5)",
-    )
-    .bind(id)
-    .bind(attempt)
-    .bind(status)
-    .bind(secs_ago)
-    .bind(duration_ms)
-    .execute(&env.pool)
-    .await
-    .unwrap();
-}
-
 #[sqlx::test]
 async fn activity_buckets_answer_the_time_windows_before_and_after_compaction(pool: PgPool) {
     let env = TestEnv::new(pool).await;
@@ -434,12 +382,18 @@ async fn activity_buckets_answer_the_time_windows_before_and_after_compaction(po
         .unwrap();
     // Attempts: 2 in the last minute, 1 ten minutes ago, 1 five hours ago, 1 older
     // than a day (never counted), plus failed attempts (not in the averages).
-    attempt(&env, ids[0], 1, "COMPLETED", 100, 5.0).await;
-    attempt(&env, ids[1], 1, "COMPLETED", 300, 20.0).await;
-    attempt(&env, ids[2], 1, "COMPLETED", 500, 600.0).await;
-    attempt(&env, ids[3], 1, "COMPLETED", 1_100, 5.0 * 3_600.0).await;
-    attempt(&env, ids[4], 1, "COMPLETED", 99_000, 26.0 * 3_600.0).await;
-    attempt(&env, ids[5], 1, "FAILED", 77_000, 5.0).await;
+    env.record_attempt(ids[0], 1, "COMPLETED", 100, None, 5.0)
+        .await;
+    env.record_attempt(ids[1], 1, "COMPLETED", 300, None, 20.0)
+        .await;
+    env.record_attempt(ids[2], 1, "COMPLETED", 500, None, 600.0)
+        .await;
+    env.record_attempt(ids[3], 1, "COMPLETED", 1_100, None, 5.0 * 3_600.0)
+        .await;
+    env.record_attempt(ids[4], 1, "COMPLETED", 99_000, None, 26.0 * 3_600.0)
+        .await;
+    env.record_attempt(ids[5], 1, "FAILED", 77_000, None, 5.0)
+        .await;
     // Jobs FAILED for good: 3 within the hour, 1 two hours ago.
     sqlx::query(
         "UPDATE jobs SET status = 'FAILED', completed_at = now() - make_interval(secs => s)

@@ -2,17 +2,13 @@
 //! error answer of list, create, read, PATCH, DELETE and trigger, and the NOTIFY a
 //! change sends.
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use conveyor_api::{AppState, Auth};
-use conveyor_tests::TestEnv;
-use http_body_util::BodyExt;
+use conveyor_tests::{http, TestEnv};
 use serde_json::{json, Value};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 const ADMIN: &str = "admin-token";
@@ -21,11 +17,7 @@ const BASE: &str = "/api/admin/scheduled-jobs";
 
 async fn setup(pool: PgPool) -> (TestEnv, Router) {
     let env = TestEnv::new(pool).await;
-    let auth = Auth::Tokens {
-        admin: vec![ADMIN.into()],
-        viewer: vec![VIEWER.into()],
-    };
-    let app = conveyor_api::router(AppState::new(env.conveyor.clone(), auth));
+    let app = http::router(&env, &[ADMIN], &[VIEWER]);
     (env, app)
 }
 
@@ -36,23 +28,7 @@ async fn call_as(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"));
-    let body = match body {
-        Some(v) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, value)
+    http::send_json(app, method, path, Some(token), body).await
 }
 
 async fn call(

@@ -2,16 +2,12 @@
 //! in-process on the real router. Counts a worker would produce are written with
 //! SQL where the route only reads them.
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::Router;
-use conveyor_api::{AppState, Auth};
-use conveyor_tests::TestEnv;
-use http_body_util::BodyExt;
+use conveyor_tests::{http, TestEnv};
 use queue_core::job::NewJob;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 const ADMIN: &str = "a";
@@ -19,13 +15,7 @@ const VIEWER: &str = "v";
 const Q: &str = "diagnostics";
 
 fn app(env: &TestEnv) -> Router {
-    conveyor_api::router(AppState::new(
-        env.conveyor.clone(),
-        Auth::Tokens {
-            admin: vec![ADMIN.into()],
-            viewer: vec![VIEWER.into()],
-        },
-    ))
+    http::router(env, &[ADMIN], &[VIEWER])
 }
 
 async fn call(
@@ -35,21 +25,7 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, String) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(v) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+    http::send_text(app, method, path, token, body).await
 }
 
 async fn get_json(app: &Router, path: &str) -> (StatusCode, Value) {
@@ -77,33 +53,6 @@ async fn enqueue(env: &TestEnv, n: usize) -> Vec<Uuid> {
         .enqueue_many((0..n).map(|_| job("ECHO")).collect())
         .await
         .unwrap()
-}
-
-/// Records a finished attempt of `id` that ended `secs_ago` seconds ago.
-async fn execution(
-    env: &TestEnv,
-    id: Uuid,
-    attempt: i32,
-    status: &str,
-    duration_ms: i64,
-    error: Option<&str>,
-    secs_ago: f64,
-) {
-    sqlx::query(
-        "INSERT INTO job_executions
-             (job_id, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
-         VALUES ($1, $2, 'w', $3, now() - make_interval(secs => $4),
-                 now() - make_interval(secs => $4), $5, $6)",
-    )
-    .bind(id)
-    .bind(attempt)
-    .bind(status)
-    .bind(secs_ago)
-    .bind(duration_ms)
-    .bind(error)
-    .execute(&env.pool)
-    .await
-    .unwrap();
 }
 
 #[sqlx::test]
@@ -134,9 +83,12 @@ async fn system_status_reports_services_queues_rate_and_alerts(pool: PgPool) {
     .await
     .unwrap();
     // Two attempts completed within the last minute, one long before.
-    execution(&env, ids[0], 1, "COMPLETED", 10, None, 5.0).await;
-    execution(&env, ids[1], 1, "COMPLETED", 10, None, 5.0).await;
-    execution(&env, ids[2], 1, "COMPLETED", 10, None, 600.0).await;
+    env.record_attempt(ids[0], 1, "COMPLETED", 10, None, 5.0)
+        .await;
+    env.record_attempt(ids[1], 1, "COMPLETED", 10, None, 5.0)
+        .await;
+    env.record_attempt(ids[2], 1, "COMPLETED", 10, None, 600.0)
+        .await;
 
     let (_, body) = get_json(&app, "/api/admin/system/status").await;
     let diag = body["queues"]
@@ -201,11 +153,15 @@ async fn metrics_summary_counts_jobs_and_averages_the_last_day(pool: PgPool) {
         .execute(&env.pool)
         .await
         .unwrap();
-    execution(&env, ids[0], 1, "COMPLETED", 100, None, 60.0).await;
-    execution(&env, ids[1], 1, "COMPLETED", 300, None, 3_600.0).await;
+    env.record_attempt(ids[0], 1, "COMPLETED", 100, None, 60.0)
+        .await;
+    env.record_attempt(ids[1], 1, "COMPLETED", 300, None, 3_600.0)
+        .await;
     // Older than a day, and a failed attempt: neither counts in the average.
-    execution(&env, ids[2], 1, "COMPLETED", 10_000, None, 25.0 * 3_600.0).await;
-    execution(&env, ids[3], 1, "FAILED", 50_000, Some("boom"), 60.0).await;
+    env.record_attempt(ids[2], 1, "COMPLETED", 10_000, None, 25.0 * 3_600.0)
+        .await;
+    env.record_attempt(ids[3], 1, "FAILED", 50_000, Some("boom"), 60.0)
+        .await;
     let (_, body) = get_json(&app, "/api/admin/metrics/summary").await;
     assert_eq!(
         body,
@@ -222,10 +178,14 @@ async fn errors_are_grouped_by_type_and_message_most_recent_first(pool: PgPool) 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!([]));
     let ids = enqueue(&env, 2).await;
-    execution(&env, ids[0], 1, "FAILED", 1, Some("boom"), 300.0).await;
-    execution(&env, ids[0], 2, "FAILED", 1, Some("boom"), 100.0).await;
-    execution(&env, ids[1], 1, "FAILED", 1, Some("timed out"), 10.0).await;
-    execution(&env, ids[1], 2, "COMPLETED", 1, None, 5.0).await;
+    env.record_attempt(ids[0], 1, "FAILED", 1, Some("boom"), 300.0)
+        .await;
+    env.record_attempt(ids[0], 2, "FAILED", 1, Some("boom"), 100.0)
+        .await;
+    env.record_attempt(ids[1], 1, "FAILED", 1, Some("timed out"), 10.0)
+        .await;
+    env.record_attempt(ids[1], 2, "COMPLETED", 1, None, 5.0)
+        .await;
 
     let (_, body) = get_json(&app, "/api/admin/errors").await;
     let groups = body.as_array().unwrap();

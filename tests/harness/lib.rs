@@ -6,6 +6,7 @@
 //! binary ([`TestEnv::spawn_worker`]) for tests that signal or kill processes.
 //! Nothing here skips: a test that cannot reach a service fails.
 
+pub mod http;
 pub mod services;
 
 use std::path::PathBuf;
@@ -258,6 +259,34 @@ impl TestEnv {
             .await
             .expect("read job")
             .expect("job exists")
+    }
+
+    /// Writes an attempt of job `id` that finished `secs_ago` seconds ago (for
+    /// routes that only read attempts a worker would have written).
+    pub async fn record_attempt(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        status: &str,
+        duration_ms: i64,
+        error: Option<&str>,
+        secs_ago: f64,
+    ) {
+        sqlx::query(
+            "INSERT INTO job_executions
+                 (job_id, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
+             VALUES ($1, $2, 'w', $3, now() - make_interval(secs => $4),
+                     now() - make_interval(secs => $4), $5, $6)",
+        )
+        .bind(id)
+        .bind(attempt)
+        .bind(status)
+        .bind(secs_ago)
+        .bind(duration_ms)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .expect("insert attempt");
     }
 
     pub async fn executions(&self, id: Uuid) -> Vec<Execution> {
