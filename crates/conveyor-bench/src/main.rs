@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-use measure::{cpu_snapshot, is_process, proc_status_kb, ticks_per_second, CpuUse};
+use measure::{cpu_snapshot, is_process, percentile, proc_status_kb, ticks_per_second, CpuUse};
 use procs::Proc;
 use report::{Report, Target};
 
@@ -518,9 +518,11 @@ impl Bench {
         })
     }
 
-    /// Scenario 4: ECHO jobs one at a time at 200/s to an idle worker: the record's
-    /// `started_at` minus the client's clock just before the enqueue call. Returns
-    /// the worker's RSS when idle (after start, before any job).
+    /// Scenario 4: ECHO jobs one at a time at 200/s to an idle worker: the attempt's
+    /// end (`completed_at`, the worker's clock when the ECHO handler returned, so
+    /// never earlier than the handler's start) minus the client's clock just before
+    /// the enqueue call. Prints where the time went. Returns the worker's RSS when
+    /// idle (after start, before any job).
     async fn pickup(&mut self, report: &mut Report) -> Result<u64> {
         self.reset().await?;
         let k = self.plan.pickup_jobs;
@@ -535,7 +537,8 @@ impl Bench {
 
         let interval = Duration::from_secs_f64(1.0 / self.plan.pickup_rate);
         let start = tokio::time::Instant::now();
-        let mut sent: Vec<(Uuid, DateTime<Utc>)> = Vec::with_capacity(k);
+        // (job, clock before the enqueue call, clock when it returned)
+        let mut sent: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(k);
         for i in 0..k {
             tokio::time::sleep_until(start + interval * i as u32).await;
             let before = Utc::now();
@@ -544,35 +547,63 @@ impl Bench {
                 .enqueue(NewJob::new(QUEUE, "ECHO", json!({ "i": i })))
                 .await
                 .context("enqueue ECHO")?;
-            sent.push((job.job.id, before));
+            sent.push((job.job.id, before, Utc::now()));
         }
         self.wait_completed(k, &mut worker, Duration::from_secs(60))
             .await?;
         worker.stop().await?;
 
-        let ids: Vec<Uuid> = sent.iter().map(|(id, _)| *id).collect();
-        let rows: Vec<(Uuid, Option<DateTime<Utc>>)> =
-            sqlx::query_as("SELECT id, started_at FROM jobs WHERE id = ANY($1)")
+        let ids: Vec<Uuid> = sent.iter().map(|(id, ..)| *id).collect();
+        type Times = (Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let rows: Vec<Times> =
+            sqlx::query_as("SELECT id, started_at, completed_at FROM jobs WHERE id = ANY($1)")
                 .bind(&ids)
                 .fetch_all(&self.pool)
                 .await?;
-        let started: std::collections::HashMap<Uuid, DateTime<Utc>> = rows
+        let times: std::collections::HashMap<Uuid, (DateTime<Utc>, DateTime<Utc>)> = rows
             .into_iter()
-            .filter_map(|(id, at)| at.map(|at| (id, at)))
+            .filter_map(|(id, started, completed)| Some((id, (started?, completed?))))
             .collect();
-        let mut latencies: Vec<f64> = sent
-            .iter()
-            .map(|(id, before)| {
-                let at = started
-                    .get(id)
-                    .with_context(|| format!("job {id} has no started_at"))?;
-                Ok((*at - *before).num_microseconds().unwrap_or(i64::MAX) as f64 / 1_000.0)
-            })
-            .collect::<Result<_>>()?;
+        let ms = |from: DateTime<Utc>, to: DateTime<Utc>| {
+            (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1_000.0
+        };
+        // Per job: the headline, and its three legs.
+        let (mut latencies, mut enqueue_calls, mut to_claims, mut claim_to_ends) =
+            (Vec::with_capacity(k), Vec::new(), Vec::new(), Vec::new());
+        for (id, before, returned) in &sent {
+            let (started, completed) = times
+                .get(id)
+                .with_context(|| format!("job {id} has no started_at or completed_at"))?;
+            latencies.push(ms(*before, *completed));
+            enqueue_calls.push(ms(*before, *returned));
+            to_claims.push(ms(*returned, *started));
+            claim_to_ends.push(ms(*started, *completed));
+        }
+        for (leg, values) in [
+            (
+                "enqueue call (INSERT committed, pushed to Redis)",
+                &mut enqueue_calls,
+            ),
+            (
+                "enqueue returned → claim statement started (started_at)",
+                &mut to_claims,
+            ),
+            (
+                "claim statement started → ECHO handler returned",
+                &mut claim_to_ends,
+            ),
+        ] {
+            values.sort_by(f64::total_cmp);
+            eprintln!(
+                "[bench]    {leg}: p50 {:.3} ms, p99 {:.3} ms",
+                percentile(values, 0.50),
+                percentile(values, 0.99)
+            );
+        }
         latencies.sort_by(f64::total_cmp);
         report.latency(
             "pickup_latency",
-            "4. pickup latency (enqueue call → started_at)",
+            "4. pickup latency (enqueue call → handler returned)",
             k,
             &latencies,
             Some(0.5),

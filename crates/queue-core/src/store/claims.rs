@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::dispatch::outbox_cte;
-use super::Store;
+use super::{Store, RELAXED_COMMIT};
 use crate::error::StoreError;
 
 /// A job a worker now holds.
@@ -260,11 +260,12 @@ impl Store {
         let attempts: Vec<i32> = updates.iter().map(|u| u.attempt).collect();
         let percents: Vec<i16> = updates.iter().map(|u| u.percent).collect();
         let messages: Vec<&str> = updates.iter().map(|u| u.message.as_str()).collect();
-        sqlx::query(
-            "UPDATE jobs j SET progress = u.percent, progress_message = u.message
-             FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::text[]) AS u(id, attempt, percent, message)
+        sqlx::query(&format!(
+            "WITH {RELAXED_COMMIT}
+             UPDATE jobs j SET progress = u.percent, progress_message = u.message
+             FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::text[]) AS u(id, attempt, percent, message), relaxed
              WHERE j.id = u.id AND j.attempts = u.attempt AND j.status = 'RUNNING'",
-        )
+        ))
         .bind(&ids)
         .bind(&attempts)
         .bind(&percents)

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::Store;
+use super::{Store, RELAXED_COMMIT};
 use crate::broker::{Broker, Dispatch};
 use crate::error::StoreError;
 
@@ -65,10 +65,14 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        sqlx::query("DELETE FROM dispatch_outbox WHERE id = ANY($1)")
-            .bind(ids)
-            .execute(&self.pool)
-            .await?;
+        // A deletion a crash undoes only makes the reconciler push those jobs again
+        // (the fence refuses what already ran).
+        sqlx::query(&format!(
+            "WITH {RELAXED_COMMIT} DELETE FROM dispatch_outbox USING relaxed WHERE id = ANY($1)"
+        ))
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -116,11 +120,15 @@ impl Store {
             })
             .collect();
         broker.push(&items).await?;
-        sqlx::query("DELETE FROM dispatch_outbox WHERE id = ANY($1)")
-            .bind(&rows)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+        // A deletion a crash undoes only makes the reconciler push those jobs again
+        // (the fence refuses what already ran).
+        sqlx::query(&format!(
+            "WITH {RELAXED_COMMIT} DELETE FROM dispatch_outbox USING relaxed WHERE id = ANY($1)"
+        ))
+        .bind(&rows)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
         if !items.is_empty() {
             tracing::info!(jobs = items.len(), "dispatched jobs missing from redis");
