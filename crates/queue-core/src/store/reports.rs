@@ -48,9 +48,9 @@ impl Store {
     /// (FAILED, LOST, CANCELLED), grouped by job type and message, the most
     /// recently seen first, at most `limit` groups. The window bounds the work
     /// whatever the size of the log: each state is read newest first from the
-    /// (status, finished_at) index and the three streams are merged; attempts
-    /// are summed per job before its type is looked up (retries of one job share
-    /// one look-up).
+    /// partial (status, finished_at) index of attempts that did not complete, and
+    /// the three streams are merged; attempts are summed per job before its type
+    /// is looked up (retries of one job share one look-up).
     pub async fn error_groups(&self, limit: i64) -> Result<Vec<ErrorGroup>, StoreError> {
         Ok(sqlx::query_as(
             "WITH recent AS (
