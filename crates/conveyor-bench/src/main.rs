@@ -301,6 +301,8 @@ async fn run(
     }
 
     if args.with_bullmq {
+        // BullMQ must not pay for the flush of what Conveyor's scenarios wrote.
+        bench.settle().await;
         let dir = absolute(&args.bullmq_dir)?;
         match bullmq::run(&dir, redis_url, &plan).await {
             Ok(figures) => report.set_bullmq(figures),
@@ -419,6 +421,7 @@ impl Bench {
         let n = self.plan.jobs;
         eprintln!("[bench] 2. drain: {n} queued NOOP jobs, one worker");
         self.enqueue_noops(n, self.plan.bulk_chunk).await?;
+        self.settle().await;
         let started = Instant::now();
         let mut worker = self.spawn_worker()?;
         let cpu0 = cpu_snapshot(worker.pid(), self.redis_pid, self.poll_pid);
@@ -707,7 +710,18 @@ impl Bench {
                 .query_async(&mut self.redis)
                 .await?;
         }
+        self.settle().await;
         Ok(())
+    }
+
+    /// Writes every dirty buffer out now (CHECKPOINT), so the checkpointer does not
+    /// flush what an earlier scenario wrote while the next one is timed (pgbench
+    /// does the same before its runs). Needs a superuser or `pg_checkpoint`; without
+    /// one the run goes on and says so.
+    async fn settle(&self) {
+        if let Err(e) = sqlx::query("CHECKPOINT").execute(&self.pool).await {
+            eprintln!("[bench] CHECKPOINT refused ({e}); figures may carry earlier writes");
+        }
     }
 
     async fn enqueue_noops(&self, n: usize, chunk: usize) -> Result<()> {
