@@ -421,7 +421,6 @@ impl Bench {
         let n = self.plan.jobs;
         eprintln!("[bench] 2. drain: {n} queued NOOP jobs, one worker");
         self.enqueue_noops(n, self.plan.bulk_chunk).await?;
-        self.settle().await;
         let started = Instant::now();
         let mut worker = self.spawn_worker()?;
         let cpu0 = cpu_snapshot(worker.pid(), self.redis_pid, self.poll_pid);
