@@ -25,6 +25,38 @@ pub const DISPATCH_CHANNEL: &str = "conveyor_dispatch";
 /// Dead-letter stream entries read per call while replaying.
 const REPLAY_PAGE: usize = 1_000;
 
+/// PostgreSQL's text and jsonb cannot hold U+0000.
+const NUL_REFUSED: &str = "must not contain the NUL character (\\u0000)";
+
+/// The dotted path (under `root`) of the first string, key or value, in `value`
+/// that holds U+0000. Allocates only when one is found (enqueue's hot path).
+fn nul_in(value: &Value, root: &str) -> Option<String> {
+    fn segments(value: &Value) -> Option<Vec<String>> {
+        match value {
+            Value::String(s) => s.contains('\0').then(Vec::new),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+                let mut path = segments(v)?;
+                path.push(format!("[{i}]"));
+                Some(path)
+            }),
+            Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+                let mut path = if k.contains('\0') {
+                    Vec::new()
+                } else {
+                    segments(v)?
+                };
+                path.push(format!(".{k}"));
+                Some(path)
+            }),
+            _ => None,
+        }
+    }
+    let mut path = segments(value)?;
+    path.push(root.to_string());
+    path.reverse();
+    Some(path.concat())
+}
+
 /// The result of a single enqueue.
 #[derive(Debug, Clone)]
 pub struct Enqueued {
@@ -97,6 +129,9 @@ impl Conveyor {
                 queue: job.queue,
             });
         }
+        if let Some(field) = nul_in(&job.payload, "payload") {
+            return Err(EnqueueError::invalid(field, NUL_REFUSED));
+        }
         if let Some(Err(e)) = self.catalog.validate(&job.job_type, &job.payload) {
             return Err(EnqueueError::invalid(e.field, e.message));
         }
@@ -122,6 +157,9 @@ impl Conveyor {
                     "idempotencyKey",
                     format!("must be 1 to {MAX_IDEMPOTENCY_KEY} bytes long"),
                 ));
+            }
+            if key.contains('\0') {
+                return Err(EnqueueError::invalid("idempotencyKey", NUL_REFUSED));
             }
         }
         if let Some(b) = &job.backoff {

@@ -18,6 +18,39 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
+
+    /// True when the same statement may succeed if tried again: the database is
+    /// unreachable, or it refused for a passing reason (serialization failure,
+    /// deadlock, lock timeout, resources, cancelled statement). False for errors in
+    /// the data itself (a value PostgreSQL cannot store), which no retry fixes.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Query(sqlx::Error::Database(db)) => db.code().is_some_and(|c| {
+                matches!(c.as_ref(), "40001" | "40P01" | "55P03" | "57014") || c.starts_with("53")
+            }),
+            Self::Query(sqlx::Error::Protocol(_)) => true,
+            Self::Query(_) => false,
+        }
+    }
+
+    /// Why PostgreSQL refused a statement, in its own words (message and detail),
+    /// without the driver's framing; for errors stored in a job's record.
+    pub fn refusal(&self) -> String {
+        let (Self::Unavailable(e) | Self::Query(e)) = self;
+        match e {
+            sqlx::Error::Database(db) => {
+                let detail = db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .and_then(|pg| pg.detail());
+                match detail {
+                    Some(detail) => format!("{} ({detail})", db.message()),
+                    None => db.message().to_string(),
+                }
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

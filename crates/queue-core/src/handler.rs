@@ -13,6 +13,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use uuid::Uuid;
 
 use crate::catalog::{decode_payload, Catalog, JobType};
+use crate::store::HeldAttempt;
 use crate::worker::progress::ProgressSink;
 
 /// How an attempt failed, as the handler sees it.
@@ -53,6 +54,8 @@ pub struct JobContext {
     /// 1 for the first attempt.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The run the attempt belongs to (fences progress writes with the attempt).
+    run: i32,
     cancel: CancellationToken,
     progress: ProgressSink,
 }
@@ -62,7 +65,7 @@ impl JobContext {
         job_id: Uuid,
         queue: Arc<str>,
         job_type: Arc<str>,
-        attempt: u32,
+        held: HeldAttempt,
         max_attempts: u32,
         cancel: CancellationToken,
         progress: ProgressSink,
@@ -71,8 +74,9 @@ impl JobContext {
             job_id,
             queue,
             job_type,
-            attempt,
+            attempt: held.attempt as u32,
             max_attempts,
+            run: held.run,
             cancel,
             progress,
         }
@@ -94,8 +98,12 @@ impl JobContext {
     /// Reports progress (0–100) with a message. Cheap: writes are coalesced and
     /// flushed in batches, so calling it often costs nothing.
     pub fn progress(&self, percent: u8, message: impl Into<String>) {
-        self.progress
-            .report(self.job_id, self.attempt, percent.min(100), message.into());
+        let held = HeldAttempt {
+            id: self.job_id,
+            run: self.run,
+            attempt: self.attempt as i32,
+        };
+        self.progress.report(held, percent.min(100), message.into());
     }
 }
 

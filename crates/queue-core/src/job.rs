@@ -170,10 +170,23 @@ fn default_jitter() -> bool {
     true
 }
 
+/// Longest delay anywhere a job waits (a run-at, a backoff, a handler's retry-after):
+/// one year. Input beyond it is refused, and the engine saturates at it, so run-at
+/// arithmetic can never overflow.
+pub const MAX_DELAY_MS: u64 = 365 * 24 * 3_600_000;
+
 impl Backoff {
     pub fn validate(&self) -> Result<(), String> {
+        let too_long = |what: &str| format!("{what} must be at most {MAX_DELAY_MS} ms (one year)");
         match *self {
+            Backoff::Fixed { delay_ms } if delay_ms > MAX_DELAY_MS => Err(too_long("the delay")),
             Backoff::Fixed { .. } => Ok(()),
+            Backoff::Exponential { delay_ms, .. } if delay_ms > MAX_DELAY_MS => {
+                Err(too_long("the delay"))
+            }
+            Backoff::Exponential { max_delay_ms, .. } if max_delay_ms > MAX_DELAY_MS => {
+                Err(too_long("the maximum delay"))
+            }
             Backoff::Exponential {
                 delay_ms,
                 max_delay_ms,

@@ -13,6 +13,8 @@ pub struct QueueKeys {
     pub inflight: String,
     /// STREAM of dead letters.
     pub dlq: String,
+    /// ZSET of the `job id:run` pairs added to `dlq` (each is added once).
+    pub dlq_added: String,
     /// Present while the queue is paused.
     pub paused: String,
     /// ZSET of recent job starts (sliding-window rate limit).
@@ -31,6 +33,7 @@ impl QueueKeys {
             delayed: key("delayed"),
             inflight: key("inflight"),
             dlq: key("dlq"),
+            dlq_added: key("dlq-added"),
             paused: key("paused"),
             rate: key("rate"),
             marker: key("marker"),
@@ -71,6 +74,7 @@ mod tests {
             &k.delayed,
             &k.inflight,
             &k.dlq,
+            &k.dlq_added,
             &k.paused,
             &k.rate,
             &k.marker,

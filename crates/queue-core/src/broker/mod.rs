@@ -64,10 +64,11 @@ pub enum Ack {
         run_at: DateTime<Utc>,
         priority: i32,
     },
-    /// FAILED: drop the lease and add a dead letter.
+    /// FAILED: drop the lease and add a dead letter (once per job and run).
     DeadLetter {
         job_type: String,
         error: String,
+        run: i32,
         attempts: i32,
         failed_at: DateTime<Utc>,
     },
@@ -230,15 +231,13 @@ impl Broker {
                 Ack::DeadLetter {
                     job_type,
                     error,
+                    run,
                     attempts,
                     failed_at,
                 } => {
-                    pipe.cmd("XADD")
-                        .arg(&k.dlq)
-                        .arg("MAXLEN")
-                        .arg("~")
+                    let mut cmd = evalsha(&scripts::DEAD_LETTER, &[&k.dlq, &k.dlq_added]);
+                    cmd.arg(format!("{member}:{run}"))
                         .arg(DLQ_MAX_LEN)
-                        .arg("*")
                         .arg("jobId")
                         .arg(&member)
                         .arg("jobType")
@@ -248,8 +247,8 @@ impl Broker {
                         .arg("attempts")
                         .arg(attempts)
                         .arg("failedAt")
-                        .arg(failed_at.to_rfc3339_opts(SecondsFormat::Millis, true))
-                        .ignore();
+                        .arg(failed_at.to_rfc3339_opts(SecondsFormat::Millis, true));
+                    pipe.add_command(cmd).ignore();
                 }
                 Ack::Release { priority } => {
                     let mut cmd = evalsha(
@@ -277,6 +276,60 @@ impl Broker {
             .query_async(&mut conn)
             .await?;
         Ok(())
+    }
+
+    /// Puts back ids the PostgreSQL claim refused although their jobs still wait
+    /// (Redis promoted them before PostgreSQL's clock says they are due): each is
+    /// dropped from the in-flight set and pushed again to run `wait` later, counted
+    /// by Redis's clock, so a skew between the two clocks costs one refusal per
+    /// job, not a loop.
+    pub async fn requeue_refused(
+        &self,
+        queue: &str,
+        waiting: &[(Uuid, i32, Duration)],
+    ) -> Result<(), BrokerError> {
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let k = self.keys(queue);
+        let mut pipe = redis::pipe();
+        let members: Vec<String> = waiting.iter().map(|(id, _, _)| id.to_string()).collect();
+        pipe.cmd("ZREM").arg(&k.inflight).arg(&members).ignore();
+        pipe.add_command(self.audit_cmd(&k, waiting)).ignore();
+        self.run_pipeline(&pipe).await
+    }
+
+    /// Verifies that waiting jobs (id, priority, time until due by PostgreSQL's
+    /// clock) are in the queue's keys and puts back the missing ones. Returns how
+    /// many were put back.
+    pub async fn audit(
+        &self,
+        queue: &str,
+        waiting: &[(Uuid, i32, Duration)],
+    ) -> Result<u64, BrokerError> {
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let k = self.keys(queue);
+        let mut pipe = redis::pipe();
+        for chunk in waiting.chunks(PUSH_CHUNK) {
+            pipe.add_command(self.audit_cmd(&k, chunk));
+        }
+        let put_back: Vec<u64> = self.query_pipeline(&pipe).await?;
+        Ok(put_back.iter().sum())
+    }
+
+    fn audit_cmd(&self, k: &QueueKeys, waiting: &[(Uuid, i32, Duration)]) -> redis::Cmd {
+        let mut cmd = evalsha(
+            &scripts::AUDIT,
+            &[&k.ready, &k.delayed, &k.inflight, &k.seq, &k.marker],
+        );
+        for (id, priority, wait) in waiting {
+            cmd.arg(id.to_string())
+                .arg(priority)
+                .arg(wait.as_millis() as u64);
+        }
+        cmd
     }
 
     /// Extends the leases of ids still held by a live worker.
@@ -348,9 +401,17 @@ impl Broker {
     }
 
     /// Runs a pipeline that may call scripts by SHA, loading them if Redis lost them
-    /// (restart, FLUSHALL, SCRIPT FLUSH).
+    /// (restart, FLUSHALL, SCRIPT FLUSH). The pipeline is then sent again whole, so
+    /// every command in one must be safe to run twice.
     async fn run_pipeline(&self, pipe: &Pipeline) -> Result<(), BrokerError> {
-        let result = self.run_pipeline_once(pipe).await;
+        self.query_pipeline(pipe).await
+    }
+
+    async fn query_pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> Result<T, BrokerError> {
+        let result = self.query_pipeline_once(pipe).await;
         if let Err(BrokerError::Redis(e)) = &result {
             if e.is_io_error()
                 || e.is_connection_refusal()
@@ -364,15 +425,17 @@ impl Broker {
         result
     }
 
-    async fn run_pipeline_once(&self, pipe: &Pipeline) -> Result<(), BrokerError> {
+    async fn query_pipeline_once<T: redis::FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> Result<T, BrokerError> {
         let mut conn = self.conn.clone();
-        match pipe.query_async::<()>(&mut conn).await {
+        match pipe.query_async::<T>(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
                 for script in scripts::all() {
                     script.prepare_invoke().load_async(&mut conn).await?;
                 }
-                pipe.query_async::<()>(&mut conn).await?;
-                Ok(())
+                Ok(pipe.query_async::<T>(&mut conn).await?)
             }
             other => Ok(other?),
         }
@@ -430,6 +493,17 @@ impl Broker {
             .query_async(&mut conn)
             .await?;
         Ok(set.is_some())
+    }
+
+    /// Gives the generation marker back, so the next round tries the queue's
+    /// re-dispatch again (it could not be recorded in PostgreSQL).
+    pub async fn release_generation(&self, queue: &str) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(format!("{}:{{{queue}}}:generation", self.prefix))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// Up to `limit` in-flight ids whose lease ran out.

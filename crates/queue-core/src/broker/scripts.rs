@@ -9,6 +9,11 @@ pub(crate) static ENQUEUE: LazyLock<Script> =
 pub(crate) static CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/claim.lua")));
 
-pub(crate) fn all() -> [&'static Script; 2] {
-    [&ENQUEUE, &CLAIM]
+pub(crate) static DEAD_LETTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/dead_letter.lua")));
+pub(crate) static AUDIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/audit.lua")));
+
+pub(crate) fn all() -> [&'static Script; 4] {
+    [&ENQUEUE, &CLAIM, &DEAD_LETTER, &AUDIT]
 }

@@ -1,5 +1,7 @@
 //! The claim (the fence) and every later write of an attempt, each guarded by the
-//! attempt number the claim returned.
+//! attempt the claim returned: its run, its attempt number and its worker. A
+//! write of a worker that lost its attempt (its lease was recovered, or an admin
+//! retry started a new run) changes nothing.
 
 use std::time::Duration;
 
@@ -17,7 +19,9 @@ pub struct ClaimedJob {
     pub id: Uuid,
     pub job_type: String,
     pub payload: Value,
-    /// The attempt this claim started (the fencing token).
+    /// The run this attempt belongs to (an admin retry starts a new one).
+    pub runs: i32,
+    /// The attempt this claim started (with `runs` and the worker, the fencing token).
     pub attempts: i32,
     pub max_attempts: i32,
     pub priority: i32,
@@ -61,10 +65,19 @@ impl FinalState {
     }
 }
 
+/// An attempt a worker holds: the fencing token of every write after the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldAttempt {
+    pub id: Uuid,
+    pub run: i32,
+    pub attempt: i32,
+}
+
 /// One finished attempt, ready to be written.
 #[derive(Debug, Clone)]
 pub struct FinishedAttempt {
     pub id: Uuid,
+    pub run: i32,
     pub attempt: i32,
     pub worker_id: String,
     pub started_at: DateTime<Utc>,
@@ -76,6 +89,7 @@ pub struct FinishedAttempt {
 #[derive(Debug, Clone)]
 pub struct ProgressUpdate {
     pub id: Uuid,
+    pub run: i32,
     pub attempt: i32,
     pub percent: i16,
     pub message: String,
@@ -101,7 +115,7 @@ impl Store {
              FROM unnest($1::uuid[]) AS c(id)
              WHERE j.id = c.id AND j.status IN ('PENDING', 'DELAYED', 'RETRYING') AND NOT j.cancel_requested
                AND j.run_at <= now() + interval '1 second'
-             RETURNING j.id, j.job_type, j.payload, j.attempts, j.max_attempts, j.priority, j.timeout_ms, j.backoff,
+             RETURNING j.id, j.job_type, j.payload, j.runs, j.attempts, j.max_attempts, j.priority, j.timeout_ms, j.backoff,
                        j.started_at",
         )
         .bind(ids)
@@ -114,20 +128,22 @@ impl Store {
     /// Extends the leases of the attempts a live worker still runs.
     pub async fn renew_leases(
         &self,
-        held: &[(Uuid, i32)],
+        held: &[HeldAttempt],
         worker_id: &str,
         lease: Duration,
     ) -> Result<(), StoreError> {
         if held.is_empty() {
             return Ok(());
         }
-        let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
+        let (ids, runs, attempts) = unzip_held(held);
         sqlx::query(
-            "UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $4)
-             FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
-             WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'RUNNING' AND j.worker_id = $3",
+            "UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $5)
+             FROM unnest($1::uuid[], $2::int[], $3::int[]) AS h(id, run, attempt)
+             WHERE j.id = h.id AND j.runs = h.run AND j.attempts = h.attempt AND j.status = 'RUNNING'
+               AND j.worker_id = $4",
         )
         .bind(&ids)
+        .bind(&runs)
         .bind(&attempts)
         .bind(worker_id)
         .bind(lease.as_secs_f64())
@@ -139,8 +155,9 @@ impl Store {
     /// Writes finished attempts in one statement (job rows and their execution rows).
     /// Only rows still RUNNING the same attempt change; a retry of a job whose
     /// cancellation was requested meanwhile ends CANCELLED. The jobs that go to
-    /// RETRYING are named in outbox row `outbox` (the caller pushes them, then
-    /// deletes it). Returns the ids written with the status they got.
+    /// RETRYING (to push) or FAILED (to dead-letter) are named in outbox row
+    /// `outbox` (the caller tells Redis, then deletes it). Returns the ids written
+    /// with the status they got.
     pub async fn finish(
         &self,
         batch: &[FinishedAttempt],
@@ -150,6 +167,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let n = batch.len();
+        let mut runs = Vec::with_capacity(n);
         let (mut ids, mut attempts, mut workers, mut started, mut finished) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
@@ -167,6 +185,7 @@ impl Store {
         for f in batch {
             let (status, result, error, run_at, exec_status) = f.state.parts();
             ids.push(f.id);
+            runs.push(f.run);
             attempts.push(f.attempt);
             workers.push(f.worker_id.as_str());
             started.push(f.started_at);
@@ -180,8 +199,8 @@ impl Store {
         Ok(sqlx::query_as(&format!(
             "WITH input AS (
                 SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-                                     $6::text[], $7::jsonb[], $8::text[], $9::timestamptz[], $10::text[])
-                    AS t(id, attempt, worker_id, started_at, finished_at, status, result, error, run_at, exec_status)
+                                     $6::text[], $7::jsonb[], $8::text[], $9::timestamptz[], $10::text[], $12::int[])
+                    AS t(id, attempt, worker_id, started_at, finished_at, status, result, error, run_at, exec_status, run)
              ), updated AS (
                 UPDATE jobs j SET
                     status = CASE WHEN j.cancel_requested AND i.status = 'RETRYING' THEN 'CANCELLED' ELSE i.status END,
@@ -192,7 +211,8 @@ impl Store {
                     progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,
                     lease_expires_at = NULL
                 FROM input i
-                WHERE j.id = i.id AND j.status = 'RUNNING' AND j.attempts = i.attempt
+                WHERE j.id = i.id AND j.status = 'RUNNING' AND j.runs = i.run AND j.attempts = i.attempt
+                  AND j.worker_id = i.worker_id
                 RETURNING j.id, j.status, j.runs
              ), logged AS (
                 INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
@@ -202,7 +222,7 @@ impl Store {
                 ON CONFLICT (job_id, run, attempt) DO NOTHING
              ), outbox AS ({})
              SELECT id, status FROM updated",
-            outbox_cte("updated", "WHERE status = 'RETRYING'", "$11", "true")
+            outbox_cte("updated", "WHERE status IN ('RETRYING', 'FAILED')", "$11", "true")
         ))
         .bind(&ids)
         .bind(&attempts)
@@ -215,6 +235,7 @@ impl Store {
         .bind(&run_ats)
         .bind(&exec_statuses)
         .bind(outbox)
+        .bind(&runs)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -224,52 +245,65 @@ impl Store {
     /// deletes it). Returns the ids given back.
     pub async fn release(
         &self,
-        held: &[(Uuid, i32)],
+        held: &[HeldAttempt],
+        worker_id: &str,
         outbox: Uuid,
     ) -> Result<Vec<Uuid>, StoreError> {
         if held.is_empty() {
             return Ok(Vec::new());
         }
-        let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
+        let (ids, runs, attempts) = unzip_held(held);
         Ok(sqlx::query_scalar(&format!(
             "WITH released AS (
                 UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED' ELSE 'PENDING' END,
                         completed_at = CASE WHEN j.cancel_requested THEN now() END,
                         attempts = j.attempts - 1, started_at = NULL, worker_id = NULL, run_at = now(),
                         lease_expires_at = NULL
-                FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
-                WHERE j.id = h.id AND j.status = 'RUNNING' AND j.attempts = h.attempt
+                FROM unnest($1::uuid[], $2::int[], $3::int[]) AS h(id, run, attempt)
+                WHERE j.id = h.id AND j.status = 'RUNNING' AND j.runs = h.run AND j.attempts = h.attempt
+                  AND j.worker_id = $4
                 RETURNING j.id, j.status
              ), outbox AS ({})
              SELECT id FROM released",
-            outbox_cte("released", "WHERE status = 'PENDING'", "$3", "true")
+            outbox_cte("released", "WHERE status = 'PENDING'", "$5", "true")
         ))
         .bind(&ids)
+        .bind(&runs)
         .bind(&attempts)
+        .bind(worker_id)
         .bind(outbox)
         .fetch_all(&self.pool)
         .await?)
     }
 
     /// Writes the latest progress of running attempts (stale attempts are ignored).
-    pub async fn write_progress(&self, updates: &[ProgressUpdate]) -> Result<(), StoreError> {
+    pub async fn write_progress(
+        &self,
+        updates: &[ProgressUpdate],
+        worker_id: &str,
+    ) -> Result<(), StoreError> {
         if updates.is_empty() {
             return Ok(());
         }
         let ids: Vec<Uuid> = updates.iter().map(|u| u.id).collect();
+        let runs: Vec<i32> = updates.iter().map(|u| u.run).collect();
         let attempts: Vec<i32> = updates.iter().map(|u| u.attempt).collect();
         let percents: Vec<i16> = updates.iter().map(|u| u.percent).collect();
         let messages: Vec<&str> = updates.iter().map(|u| u.message.as_str()).collect();
         sqlx::query(&format!(
             "WITH {RELAXED_COMMIT}
              UPDATE jobs j SET progress = u.percent, progress_message = u.message
-             FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::text[]) AS u(id, attempt, percent, message), relaxed
-             WHERE j.id = u.id AND j.attempts = u.attempt AND j.status = 'RUNNING'",
+             FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::text[], $5::int[])
+                  AS u(id, attempt, percent, message, run), relaxed
+             WHERE j.id = u.id AND j.runs = u.run AND j.attempts = u.attempt AND j.status = 'RUNNING'
+               AND j.worker_id = $6",
         ))
         .bind(&ids)
         .bind(&attempts)
         .bind(&percents)
         .bind(&messages)
+        .bind(&runs)
+        .bind(worker_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -285,4 +319,11 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+fn unzip_held(held: &[HeldAttempt]) -> (Vec<Uuid>, Vec<i32>, Vec<i32>) {
+    let ids = held.iter().map(|h| h.id).collect();
+    let runs = held.iter().map(|h| h.run).collect();
+    let attempts = held.iter().map(|h| h.attempt).collect();
+    (ids, runs, attempts)
 }

@@ -1,15 +1,16 @@
-//! The dispatch outbox: which recorded jobs may be missing from Redis. Every write
-//! that makes jobs wait (enqueue, retry, release, recovery) adds one outbox row naming
-//! them, in the same statement; the writer deletes it after its push, and the
-//! reconciler pushes what is left (Redis was down, the writer died, or nobody was
-//! going to push: transactional enqueue, lease recovery, Redis lost its data).
+//! The dispatch outbox: which recorded jobs Redis may not know about yet. Every write
+//! that makes jobs wait (enqueue, retry, release, recovery) or fails them for good
+//! adds one outbox row naming them, in the same statement; the writer deletes it
+//! after telling Redis, and the reconciler handles what is left (Redis was down, the
+//! writer died, or nobody was going to: transactional enqueue, lease recovery, Redis
+//! lost its data): waiting jobs are pushed, FAILED ones get their dead letter.
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use uuid::Uuid;
 
 use super::{Store, RELAXED_COMMIT};
-use crate::broker::{Broker, Dispatch};
+use crate::broker::{Ack, Broker, Dispatch};
 use crate::error::StoreError;
 
 /// The outbox row a write adds for the jobs it makes wait.
@@ -50,13 +51,19 @@ pub(crate) fn outbox_cte(source: &str, filter: &str, id_param: &str, writer_para
     )
 }
 
-/// A waiting job to push.
+/// A job named by an outbox row: waiting (to push) or FAILED (to dead-letter).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Undispatched {
     pub id: Uuid,
     pub queue_name: String,
+    pub job_type: String,
+    pub status: String,
     pub priority: i32,
     pub run_at: DateTime<Utc>,
+    pub runs: i32,
+    pub attempts: i32,
+    pub error: Option<String>,
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -100,16 +107,19 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        let waiting: Vec<Undispatched> = sqlx::query_as(
-            "SELECT j.id, j.queue_name, j.priority, j.run_at
+        let named: Vec<Undispatched> = sqlx::query_as(
+            "SELECT j.id, j.queue_name, j.job_type, j.status, j.priority, j.run_at, j.runs, j.attempts,
+                    j.error, j.completed_at
              FROM dispatch_outbox o CROSS JOIN LATERAL unnest(o.job_ids) AS u(job_id)
              JOIN jobs j ON j.id = u.job_id
-             WHERE o.id = ANY($1) AND j.status IN ('PENDING', 'DELAYED', 'RETRYING')",
+             WHERE o.id = ANY($1) AND j.status IN ('PENDING', 'DELAYED', 'RETRYING', 'FAILED')",
         )
         .bind(&rows)
         .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::from)?;
+        let (failed, waiting): (Vec<_>, Vec<_>) =
+            named.into_iter().partition(|r| r.status == "FAILED");
         let items: Vec<Dispatch> = waiting
             .into_iter()
             .map(|r| Dispatch {
@@ -120,6 +130,22 @@ impl Store {
             })
             .collect();
         broker.push(&items).await?;
+        // Dead letters are added once per job and run, so re-sending one the
+        // completer already sent changes nothing.
+        let letters: Vec<(String, Uuid, Ack)> = failed
+            .into_iter()
+            .map(|r| {
+                let ack = Ack::DeadLetter {
+                    job_type: r.job_type,
+                    error: r.error.unwrap_or_default(),
+                    run: r.runs,
+                    attempts: r.attempts,
+                    failed_at: r.completed_at.unwrap_or_else(Utc::now),
+                };
+                (r.queue_name, r.id, ack)
+            })
+            .collect();
+        broker.ack(&letters).await?;
         // A deletion a crash undoes only makes the reconciler push those jobs again
         // (the fence refuses what already ran).
         sqlx::query(&format!(
@@ -130,8 +156,12 @@ impl Store {
         .await
         .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
-        if !items.is_empty() {
-            tracing::info!(jobs = items.len(), "dispatched jobs missing from redis");
+        if !items.is_empty() || !letters.is_empty() {
+            tracing::info!(
+                jobs = items.len(),
+                dead_letters = letters.len(),
+                "sent redis what it was missing"
+            );
         }
         Ok(rows.len())
     }

@@ -15,11 +15,11 @@ mod workers;
 
 pub use admin::{QueueStats, RetryOutcome};
 pub use cancel::CancelOutcome;
-pub use claims::{ClaimedJob, FinalState, FinishedAttempt, ProgressUpdate};
+pub use claims::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt, ProgressUpdate};
 pub use counters::{Compacted, COMPACT_EVERY};
 pub use dispatch::{DispatchError, OutboxEntry, Undispatched};
 pub use jobs::{InsertedJob, JobFilter};
-pub use recovery::Recovered;
+pub use recovery::{Recovered, WaitingJob};
 pub use reports::{ErrorGroup, ERROR_WINDOW};
 pub use retention::RETENTION_BATCH;
 pub use schedules::{

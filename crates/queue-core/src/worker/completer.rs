@@ -1,17 +1,30 @@
 //! Writes finished attempts in batches: one PostgreSQL statement per batch, then one
 //! Redis pipeline. Redis is acknowledged only after PostgreSQL committed, and a batch
 //! is kept and retried while PostgreSQL is down, so no result is lost.
+//!
+//! Only transient failures (the database unreachable, a deadlock) are retried. A
+//! batch PostgreSQL refuses for its data (a result it cannot store) is written again
+//! attempt by attempt, so one bad value never holds back the others; an attempt
+//! whose outcome cannot be stored fails its job, saying why.
+//!
+//! An attempt stays in the worker's held set (whose leases the heartbeat renews)
+//! until its outcome is written, so a long PostgreSQL outage does not let lease
+//! recovery throw away work that finished during it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::running::Running;
 use crate::broker::{Ack, Broker, JobEvent};
+use crate::error::StoreError;
 use crate::job::JobStatus;
 use crate::metrics::Metrics;
-use crate::store::{FinalState, FinishedAttempt, Store};
+use crate::store::{FinalState, FinishedAttempt, HeldAttempt, Store};
 
 /// Most attempts written per statement.
 const MAX_BATCH: usize = 1_000;
@@ -31,16 +44,26 @@ pub(crate) enum CompleterMsg {
     /// Give an attempt back without counting it (shutdown).
     Release {
         queue: Arc<str>,
-        id: Uuid,
-        attempt: i32,
+        held: HeldAttempt,
         priority: i32,
     },
+}
+
+impl CompleterMsg {
+    fn job_id(&self) -> Uuid {
+        match self {
+            Self::Finished(c) => c.attempt.id,
+            Self::Release { held, .. } => held.id,
+        }
+    }
 }
 
 pub(crate) struct Completer {
     store: Store,
     broker: Broker,
     metrics: Metrics,
+    running: Running,
+    worker_id: String,
     rx: mpsc::UnboundedReceiver<CompleterMsg>,
 }
 
@@ -49,25 +72,34 @@ impl Completer {
         store: Store,
         broker: Broker,
         metrics: Metrics,
+        running: Running,
+        worker_id: String,
     ) -> (Self, mpsc::UnboundedSender<CompleterMsg>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (
-            Self {
-                store,
-                broker,
-                metrics,
-                rx,
-            },
-            tx,
-        )
+        let completer = Self {
+            store,
+            broker,
+            metrics,
+            running,
+            worker_id,
+            rx,
+        };
+        (completer, tx)
     }
 
-    /// Runs until every sender is gone and everything received is written.
-    pub(crate) async fn run(mut self) {
+    /// Runs until `closing` fires and everything received by then is written (or
+    /// until every sender is gone).
+    pub(crate) async fn run(mut self, closing: CancellationToken) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        // Wait for one message, then take whatever else is already queued: batches
-        // grow with load and latency stays low when idle.
-        while let Some(first) = self.rx.recv().await {
+        loop {
+            let first = tokio::select! {
+                biased;
+                msg = self.rx.recv() => msg,
+                _ = closing.cancelled() => self.rx.try_recv().ok(),
+            };
+            let Some(first) = first else { return };
+            // Take whatever else is already queued: batches grow with load and
+            // latency stays low when idle.
             batch.push(first);
             while batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
@@ -80,6 +112,7 @@ impl Completer {
     }
 
     async fn write(&self, batch: &mut Vec<CompleterMsg>) {
+        let done: Vec<Uuid> = batch.iter().map(CompleterMsg::job_id).collect();
         let mut finished = Vec::new();
         let mut releases = Vec::new();
         for msg in batch.drain(..) {
@@ -87,100 +120,156 @@ impl Completer {
                 CompleterMsg::Finished(c) => finished.push(c),
                 CompleterMsg::Release {
                     queue,
-                    id,
-                    attempt,
+                    held,
                     priority,
-                } => releases.push((queue, id, attempt, priority)),
+                } => releases.push((queue, held, priority)),
             }
         }
-        let mut acks = Vec::with_capacity(finished.len() + releases.len());
-        // One outbox row names the jobs this batch makes wait again (retries and
-        // releases); it is deleted once Redis has them.
-        let outbox = Uuid::new_v4();
+        let mut acks = Vec::with_capacity(done.len());
+        // Each statement names the jobs Redis must hear about (retries, dead letters,
+        // releases) in an outbox row of its own; each is deleted once Redis has them.
+        let mut outboxes = Vec::new();
         if !finished.is_empty() {
-            let attempts: Vec<FinishedAttempt> =
-                finished.iter().map(|c| c.attempt.clone()).collect();
-            let written =
-                retry_until_written("finish", || self.store.finish(&attempts, outbox)).await;
-            let written: std::collections::HashMap<Uuid, String> = written.into_iter().collect();
+            let written = self.write_finished(&mut finished, &mut outboxes).await;
             self.publish_statuses(&finished, &written).await;
             for c in &finished {
-                let a = &c.attempt;
-                let ack = match (written.get(&a.id).map(String::as_str), &a.state) {
-                    // Stale attempt (the job moved on without us): just drop our lease.
-                    (None, _) => Ack::Done,
-                    (Some("RETRYING"), FinalState::Retrying { run_at, .. }) => {
-                        self.metrics.retried(&c.queue, &c.job_type);
-                        Ack::Retry {
-                            run_at: *run_at,
-                            priority: c.priority,
-                        }
-                    }
-                    (Some("FAILED"), FinalState::Failed(error)) => {
-                        self.metrics.failed(&c.queue, &c.job_type);
-                        Ack::DeadLetter {
-                            job_type: c.job_type.to_string(),
-                            error: error.clone(),
-                            attempts: a.attempt,
-                            failed_at: a.finished_at,
-                        }
-                    }
-                    (Some("COMPLETED"), _) => {
-                        self.metrics
-                            .completed(&c.queue, &c.job_type, a.finished_at - a.started_at);
-                        Ack::Done
-                    }
-                    _ => Ack::Done,
-                };
-                acks.push((c.queue.to_string(), a.id, ack));
+                let ack = self.ack_for(c, written.get(&c.attempt.id).copied());
+                acks.push((c.queue.to_string(), c.attempt.id, ack));
             }
         }
         if !releases.is_empty() {
-            let held: Vec<(Uuid, i32)> = releases
-                .iter()
-                .map(|(_, id, attempt, _)| (*id, *attempt))
-                .collect();
-            let released =
-                retry_until_written("release", || self.store.release(&held, outbox)).await;
-            for (queue, id, _, priority) in releases {
-                let ack = if released.contains(&id) {
-                    Ack::Release { priority }
-                } else {
-                    Ack::Done
-                };
-                acks.push((queue.to_string(), id, ack));
+            let held: Vec<HeldAttempt> = releases.iter().map(|(_, h, _)| *h).collect();
+            let outbox = Uuid::new_v4();
+            let released = write_durably("release", || {
+                self.store.release(&held, &self.worker_id, outbox)
+            })
+            .await;
+            match released {
+                Ok(released) => {
+                    outboxes.push(outbox);
+                    for (queue, held, priority) in releases {
+                        let ack = if released.contains(&held.id) {
+                            Ack::Release { priority }
+                        } else {
+                            Ack::Done
+                        };
+                        acks.push((queue.to_string(), held.id, ack));
+                    }
+                }
+                // Left RUNNING: lease recovery takes these jobs once the lease runs out.
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = held.len(), "could not give attempts back")
+                }
             }
         }
-        let requeued = acks
-            .iter()
-            .any(|(_, _, a)| matches!(a, Ack::Retry { .. } | Ack::Release { .. }));
+        // Written (or given up): no longer ours to renew.
+        self.running.remove(done);
+        let told_redis = acks.iter().any(|(_, _, a)| !matches!(a, Ack::Done));
         match self.broker.ack(&acks).await {
-            Ok(()) if requeued => {
-                if let Err(e) = self.store.outbox_done(&[outbox]).await {
-                    tracing::warn!(error = %e, "could not delete the outbox row of requeued jobs");
+            Ok(()) if told_redis => {
+                if let Err(e) = self.store.outbox_done(&outboxes).await {
+                    tracing::warn!(error = %e, "could not delete the outbox rows of acknowledged jobs");
                 }
             }
             Ok(()) => {}
-            // PostgreSQL has the truth; the reconciler re-pushes retries and the
-            // lease sweep clears stale in-flight entries.
+            // PostgreSQL has the truth; the reconciler re-sends what the outbox rows
+            // name and the lease sweep clears stale in-flight entries.
             Err(e) => tracing::warn!(error = %e, acks = acks.len(), "redis acknowledgement failed"),
         }
     }
-}
 
-impl Completer {
+    /// Writes `finished` in one statement, or attempt by attempt when PostgreSQL
+    /// refuses the batch for its data. An attempt whose outcome cannot be stored is
+    /// changed, in `finished`, to a FAILED one that says why. Returns the status
+    /// each written job got.
+    async fn write_finished(
+        &self,
+        finished: &mut [Completion],
+        outboxes: &mut Vec<Uuid>,
+    ) -> HashMap<Uuid, JobStatus> {
+        let attempts: Vec<FinishedAttempt> = finished.iter().map(|c| c.attempt.clone()).collect();
+        let outbox = Uuid::new_v4();
+        let refusal = match write_durably("finish", || self.store.finish(&attempts, outbox)).await {
+            Ok(written) => {
+                outboxes.push(outbox);
+                return statuses(written);
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(error = %refusal, attempts = attempts.len(), "the batch was refused; writing its attempts one by one");
+        let mut written = HashMap::new();
+        for c in finished.iter_mut() {
+            match self.write_one(&c.attempt, outboxes).await {
+                Ok(w) => written.extend(w),
+                Err(e) => {
+                    tracing::error!(job.id = %c.attempt.id, error = %e, "the attempt's outcome cannot be stored; failing the job");
+                    c.attempt.state = FinalState::Failed(format!(
+                        "the attempt's outcome could not be stored: {}",
+                        e.refusal()
+                    ));
+                    match self.write_one(&c.attempt, outboxes).await {
+                        Ok(w) => written.extend(w),
+                        Err(e) => {
+                            tracing::error!(job.id = %c.attempt.id, error = %e, "could not fail the job either; lease recovery will take it")
+                        }
+                    }
+                }
+            }
+        }
+        written
+    }
+
+    async fn write_one(
+        &self,
+        attempt: &FinishedAttempt,
+        outboxes: &mut Vec<Uuid>,
+    ) -> Result<HashMap<Uuid, JobStatus>, StoreError> {
+        let one = std::slice::from_ref(attempt);
+        let outbox = Uuid::new_v4();
+        let written = write_durably("finish", || self.store.finish(one, outbox)).await?;
+        outboxes.push(outbox);
+        Ok(statuses(written))
+    }
+
+    /// What Redis must do for a finished attempt that got `written` (None: stale,
+    /// the job moved on without us, so only our lease is dropped).
+    fn ack_for(&self, c: &Completion, written: Option<JobStatus>) -> Ack {
+        let a = &c.attempt;
+        match (written, &a.state) {
+            (Some(JobStatus::Retrying), FinalState::Retrying { run_at, .. }) => {
+                self.metrics.retried(&c.queue, &c.job_type);
+                Ack::Retry {
+                    run_at: *run_at,
+                    priority: c.priority,
+                }
+            }
+            (Some(JobStatus::Failed), FinalState::Failed(error)) => {
+                self.metrics.failed(&c.queue, &c.job_type);
+                Ack::DeadLetter {
+                    job_type: c.job_type.to_string(),
+                    error: error.clone(),
+                    run: a.run,
+                    attempts: a.attempt,
+                    failed_at: a.finished_at,
+                }
+            }
+            (Some(JobStatus::Completed), _) => {
+                self.metrics
+                    .completed(&c.queue, &c.job_type, a.finished_at - a.started_at);
+                Ack::Done
+            }
+            _ => Ack::Done,
+        }
+    }
+
     /// Publishes the written outcomes as status events, one pipeline per batch
     /// (after PostgreSQL committed them; a failure only costs the live view).
-    async fn publish_statuses(
-        &self,
-        finished: &[Completion],
-        written: &std::collections::HashMap<Uuid, String>,
-    ) {
+    async fn publish_statuses(&self, finished: &[Completion], written: &HashMap<Uuid, JobStatus>) {
         let events: Vec<(Uuid, JobEvent)> = finished
             .iter()
             .filter_map(|c| {
                 let a = &c.attempt;
-                let status: JobStatus = written.get(&a.id)?.parse().ok()?;
+                let status = *written.get(&a.id)?;
                 let error = match &a.state {
                     FinalState::Completed(_) => None,
                     FinalState::Retrying { error, .. }
@@ -201,22 +290,31 @@ impl Completer {
     }
 }
 
-/// Retries a store write until it succeeds: results are never dropped. Backs off
-/// from 100 ms to 5 s while the database is unreachable.
-async fn retry_until_written<T, F, Fut>(what: &str, mut op: F) -> T
+fn statuses(written: Vec<(Uuid, String)>) -> HashMap<Uuid, JobStatus> {
+    written
+        .into_iter()
+        .filter_map(|(id, status)| Some((id, status.parse().ok()?)))
+        .collect()
+}
+
+/// Runs a store write until it succeeds or fails for a reason a retry cannot fix:
+/// while the database is unreachable results are kept, never dropped. Backs off
+/// from 100 ms to 5 s.
+async fn write_durably<T, F, Fut>(what: &str, mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::error::StoreError>>,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let mut delay = Duration::from_millis(100);
     loop {
         match op().await {
-            Ok(v) => return v,
-            Err(e) => {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what}: write failed; keeping the results and retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
+            Err(e) => return Err(e),
         }
     }
 }

@@ -14,9 +14,9 @@ use super::completer::{CompleterMsg, Completion};
 use super::running::StopReason;
 use super::WorkerShared;
 use crate::handler::{JobContext, JobError};
-use crate::job::Backoff;
+use crate::job::{Backoff, MAX_DELAY_MS};
 use crate::retry::backoff_delay;
-use crate::store::{ClaimedJob, FinalState, FinishedAttempt};
+use crate::store::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt};
 
 /// How an attempt ended, before retry policy.
 enum Ending {
@@ -35,12 +35,27 @@ pub(crate) async fn execute(
 ) {
     let queue_config = shared.config.queue(&queue).cloned().unwrap_or_default();
     let job_type: Arc<str> = Arc::from(job.job_type.as_str());
-    let control = shared.running.insert(job.id, queue.clone(), job.attempts);
+    let held = HeldAttempt {
+        id: job.id,
+        run: job.runs,
+        attempt: job.attempts,
+    };
+    let control = shared.running.insert(queue.clone(), held);
+    shared.metrics.busy(&queue, 1);
+    // From here on the attempt always ends in a message to the completer, even if
+    // this task panics: the attempt stays held until that message is written.
+    let mut report = Report {
+        shared: shared.clone(),
+        queue: queue.clone(),
+        job_type: job_type.clone(),
+        job: &job,
+        sent: false,
+        _permit: permit,
+    };
     let timeout = Duration::from_millis(
         job.timeout_ms
             .map_or(queue_config.timeout_ms, |ms| ms as u64),
     );
-    shared.metrics.busy(&queue, 1);
 
     let ending = match shared.registry.get(&job.job_type) {
         None => Ending::Returned(Err(JobError::permanent(format!(
@@ -53,7 +68,7 @@ pub(crate) async fn execute(
                 job.id,
                 queue.clone(),
                 job_type.clone(),
-                job.attempts as u32,
+                held,
                 job.max_attempts as u32,
                 token.clone(),
                 shared.progress.clone(),
@@ -88,33 +103,67 @@ pub(crate) async fn execute(
     };
 
     let finished_at = Utc::now();
-    let msg = match next_state(&job, &queue_config.backoff, ending, finished_at) {
-        None => CompleterMsg::Release {
-            queue: queue.clone(),
-            id: job.id,
-            attempt: job.attempts,
-            priority: job.priority,
-        },
-        Some(state) => CompleterMsg::Finished(Completion {
-            queue: queue.clone(),
-            job_type,
-            priority: job.priority,
-            attempt: FinishedAttempt {
-                id: job.id,
-                attempt: job.attempts,
-                worker_id: shared.identity.id.clone(),
-                started_at: job.started_at,
-                finished_at,
-                state,
+    let state = next_state(&job, &queue_config.backoff, ending, finished_at);
+    report.send(state, finished_at);
+}
+
+/// Sends an attempt's outcome to the completer exactly once: [`Report::send`] on
+/// the normal path, or, if the executor panicked before that, a FAILED outcome from
+/// `drop` (an engine fault that would repeat on every attempt must not loop).
+struct Report<'a> {
+    shared: Arc<WorkerShared>,
+    queue: Arc<str>,
+    job_type: Arc<str>,
+    job: &'a ClaimedJob,
+    sent: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Report<'_> {
+    /// `None`: give the attempt back uncounted (shutdown).
+    fn send(&mut self, state: Option<FinalState>, finished_at: chrono::DateTime<Utc>) {
+        self.sent = true;
+        let job = self.job;
+        let msg = match state {
+            None => CompleterMsg::Release {
+                queue: self.queue.clone(),
+                held: HeldAttempt {
+                    id: job.id,
+                    run: job.runs,
+                    attempt: job.attempts,
+                },
+                priority: job.priority,
             },
-        }),
-    };
-    // The completer outlives every executor; a send error means the process is
-    // exiting, and the lease sweep recovers the job.
-    let _ = shared.completions.send(msg);
-    shared.running.remove(&job.id);
-    shared.metrics.busy(&queue, -1);
-    drop(permit);
+            Some(state) => CompleterMsg::Finished(Completion {
+                queue: self.queue.clone(),
+                job_type: self.job_type.clone(),
+                priority: job.priority,
+                attempt: FinishedAttempt {
+                    id: job.id,
+                    run: job.runs,
+                    attempt: job.attempts,
+                    worker_id: self.shared.identity.id.clone(),
+                    started_at: job.started_at,
+                    finished_at,
+                    state,
+                },
+            }),
+        };
+        // The completer outlives every executor; a send error means the process is
+        // exiting, and lease recovery takes the job.
+        let _ = self.shared.completions.send(msg);
+        self.shared.metrics.busy(&self.queue, -1);
+    }
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        if !self.sent {
+            tracing::error!(job.id = %self.job.id, "the executor failed while ending an attempt; failing the job");
+            let error = "internal error: the worker could not record how this attempt ended".into();
+            self.send(Some(FinalState::Failed(error)), Utc::now());
+        }
+    }
 }
 
 fn from_join(joined: Result<Result<serde_json::Value, JobError>, JoinError>) -> Ending {
@@ -148,8 +197,11 @@ fn next_state(
         .and_then(|b| serde_json::from_value::<Backoff>(b.clone()).ok())
         .unwrap_or(*queue_backoff);
     let retry_in = |delay: Duration, error: String| {
+        let error = storable(error);
         if attempts_left {
-            let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            // Saturate: a backoff or retry-after beyond the longest delay waits that long.
+            let ms = delay.as_millis().min(MAX_DELAY_MS as u128) as i64;
+            let run_at = now + chrono::Duration::milliseconds(ms);
             FinalState::Retrying { error, run_at }
         } else {
             FinalState::Failed(error)
@@ -158,7 +210,7 @@ fn next_state(
     let scheduled = |error: String| retry_in(backoff_delay(&backoff, job.attempts as u32), error);
     Some(match ending {
         Ending::Returned(Ok(result)) => FinalState::Completed(result),
-        Ending::Returned(Err(JobError::Permanent(e))) => FinalState::Failed(e),
+        Ending::Returned(Err(JobError::Permanent(e))) => FinalState::Failed(storable(e)),
         Ending::Returned(Err(JobError::Retryable(e))) => scheduled(e),
         Ending::Returned(Err(JobError::RetryAfter { after, message })) => retry_in(after, message),
         Ending::Panicked(message) => scheduled(format!("handler panicked: {message}")),
@@ -166,4 +218,14 @@ fn next_state(
         Ending::Cancelled => FinalState::Cancelled("cancelled by request".into()),
         Ending::Shutdown => return None,
     })
+}
+
+/// Error text as PostgreSQL can store it: U+0000 (which text columns refuse, and
+/// which EPUB or model output can carry) becomes U+FFFD.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
 }

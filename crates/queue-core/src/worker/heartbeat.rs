@@ -34,12 +34,14 @@ async fn beat_once(shared: &WorkerShared) {
         "concurrency": shared.concurrency, "running": held.len(),
         "startedAt": shared.started_at, "lastHeartbeat": chrono::Utc::now(),
     });
+    // Leases first: lease recovery takes a live worker's expired job once the
+    // worker's heartbeat is newer than the lease, i.e. it beat and did not renew.
     let store = async {
+        shared.store.renew_leases(&held, &id.id, lease).await?;
         shared
             .store
             .worker_heartbeat(&id.id, &id.host, id.pid, &shared.queues, shared.concurrency)
-            .await?;
-        shared.store.renew_leases(&held, &id.id, lease).await
+            .await
     };
     if let Err(e) = store.await {
         tracing::warn!(error = %e, "heartbeat: postgres write failed");
@@ -64,7 +66,7 @@ async fn poll_cancellations(shared: &WorkerShared) {
     if held.is_empty() {
         return;
     }
-    let ids: Vec<_> = held.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<_> = held.iter().map(|h| h.id).collect();
     match shared.store.cancel_requested(&ids).await {
         Ok(cancelled) => {
             for id in cancelled {

@@ -3,7 +3,8 @@
 //!
 //! Shutdown (SIGTERM): stop claiming; wait up to `drain_timeout` for running jobs;
 //! give what is left back without counting the attempt (also at once on a second
-//! signal, see [`Worker::run`]); flush every result; leave the registry.
+//! signal, see [`Worker::run`]); flush every result (the heartbeat keeps renewing
+//! their leases meanwhile); leave the registry.
 
 mod completer;
 mod executor;
@@ -100,18 +101,25 @@ impl Worker {
             .filter_map(|q| config.queue(q))
             .map(|q| q.concurrency)
             .sum();
-        let (completer, completions) =
-            Completer::new(store.clone(), broker.clone(), metrics.clone());
+        let identity = WorkerIdentity::new();
+        let running = Running::default();
+        let (completer, completions) = Completer::new(
+            store.clone(),
+            broker.clone(),
+            metrics.clone(),
+            running.clone(),
+            identity.id.clone(),
+        );
         let shared = Arc::new(WorkerShared {
             config: Arc::new(config),
             store,
             broker,
             registry,
-            identity: WorkerIdentity::new(),
+            identity,
             queues,
             concurrency: total,
             started_at: Utc::now(),
-            running: Running::default(),
+            running,
             progress: ProgressSink::default(),
             metrics,
             completions,
@@ -127,12 +135,14 @@ impl Worker {
     pub async fn run(self, shutdown: Shutdown) {
         let Worker { shared, completer } = self;
         tracing::info!(worker.id = %shared.identity.id, queues = ?shared.queues, "worker started");
-        let completer = tokio::spawn(completer.run());
+        let closing = CancellationToken::new();
+        let completer = tokio::spawn(completer.run(closing.clone()));
         let background = CancellationToken::new();
         let helpers = TaskTracker::new();
         helpers.spawn(shared.progress.clone().run_flusher(
             shared.store.clone(),
             shared.broker.clone(),
+            shared.identity.id.clone(),
             background.clone(),
         ));
         helpers.spawn(heartbeat::run_heartbeat(shared.clone(), background.clone()));
@@ -173,13 +183,16 @@ impl Worker {
         // Executors answer a shutdown stop at once; bound the wait anyway.
         let _ = tokio::time::timeout(Duration::from_secs(5), loops.wait()).await;
 
+        // Every executor has sent its outcome: write them all, with the heartbeat
+        // still renewing their leases, then stop the helpers.
+        closing.cancel();
+        let _ = completer.await;
         background.cancel();
         helpers.close();
         helpers.wait().await;
         let id = shared.identity.id.clone();
         let (store, broker) = (shared.store.clone(), shared.broker.clone());
-        drop(shared); // the last sender: the completer flushes and ends
-        let _ = completer.await;
+        drop(shared);
         let _ = store.remove_worker(&id).await;
         let _ = broker.remove_worker(&id).await;
         tracing::info!(worker.id = %id, "worker stopped");

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::broker::{Broker, JobEvent};
-use crate::store::{ProgressUpdate, Store};
+use crate::store::{HeldAttempt, ProgressUpdate, Store};
 
 /// How often reported progress is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
@@ -21,17 +21,24 @@ pub struct ProgressSink {
 }
 
 impl ProgressSink {
-    pub(crate) fn report(&self, id: Uuid, attempt: u32, percent: u8, message: String) {
+    pub(crate) fn report(&self, held: HeldAttempt, percent: u8, message: String) {
+        // PostgreSQL's text cannot hold U+0000; one such message would sink the batch.
+        let message = if message.contains('\0') {
+            message.replace('\0', "\u{FFFD}")
+        } else {
+            message
+        };
         let update = ProgressUpdate {
-            id,
-            attempt: attempt as i32,
+            id: held.id,
+            run: held.run,
+            attempt: held.attempt,
             percent: percent as i16,
             message,
         };
         self.latest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, update);
+            .insert(held.id, update);
     }
 
     fn take(&self) -> Vec<ProgressUpdate> {
@@ -41,7 +48,13 @@ impl ProgressSink {
 
     /// Flushes every [`FLUSH_INTERVAL`] until `stop`, then once more. Each written
     /// batch is then published as progress events in one Redis pipeline.
-    pub(crate) async fn run_flusher(self, store: Store, broker: Broker, stop: CancellationToken) {
+    pub(crate) async fn run_flusher(
+        self,
+        store: Store,
+        broker: Broker,
+        worker_id: String,
+        stop: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(FLUSH_INTERVAL);
         loop {
             let stopping = tokio::select! {
@@ -49,7 +62,7 @@ impl ProgressSink {
                 _ = stop.cancelled() => true,
             };
             let updates = self.take();
-            match store.write_progress(&updates).await {
+            match store.write_progress(&updates, &worker_id).await {
                 Ok(()) => {
                     let events: Vec<(uuid::Uuid, JobEvent)> = updates
                         .into_iter()

@@ -190,10 +190,36 @@ async fn start_claimed(
         }
     }
     if !dropped.is_empty() {
-        tracing::debug!(queue.name = %queue, dropped = dropped.len(), "ids refused by the fence");
-        if let Err(e) = shared.broker.drop_leases(queue, &dropped).await {
+        requeue_refused(shared, queue, &dropped).await;
+    }
+    Ok(())
+}
+
+/// Ids the fence refused leave the in-flight set; those whose jobs still wait (Redis
+/// thought them due before PostgreSQL did) are pushed again to run when
+/// PostgreSQL's clock says so, instead of being dropped for good.
+async fn requeue_refused(shared: &WorkerShared, queue: &str, refused: &[Uuid]) {
+    tracing::debug!(queue.name = %queue, refused = refused.len(), "ids refused by the fence");
+    let waiting = match shared.store.still_waiting(refused).await {
+        Ok(waiting) => waiting,
+        Err(e) => {
+            // Left in flight: the lease sweep re-dispatches them once it runs out.
+            tracing::debug!(error = %e, "could not look up refused ids");
+            return;
+        }
+    };
+    if let Err(e) = shared.broker.requeue_refused(queue, &waiting).await {
+        tracing::debug!(error = %e, "could not push refused ids back");
+        return;
+    }
+    let done: Vec<Uuid> = refused
+        .iter()
+        .filter(|id| !waiting.iter().any(|(w, _, _)| w == *id))
+        .copied()
+        .collect();
+    if !done.is_empty() {
+        if let Err(e) = shared.broker.drop_leases(queue, &done).await {
             tracing::debug!(error = %e, "could not drop refused leases");
         }
     }
-    Ok(())
 }

@@ -1,10 +1,15 @@
-//! The attempts a worker is running, with a handle to stop each.
+//! The attempts a worker holds: those running, with a handle to stop each, and
+//! those finished but not yet written to PostgreSQL. The heartbeat renews the lease
+//! of both, so an attempt that finished while PostgreSQL was down keeps its lease
+//! (and its result) until the completer has written it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::store::HeldAttempt;
 
 /// Why a running attempt is being stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +22,7 @@ pub(crate) enum StopReason {
 
 pub(crate) struct JobControl {
     pub(crate) queue: Arc<str>,
-    pub(crate) attempt: i32,
+    pub(crate) held: HeldAttempt,
     stop: CancellationToken,
     reason: Mutex<Option<StopReason>>,
 }
@@ -47,10 +52,11 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    pub(crate) fn insert(&self, id: Uuid, queue: Arc<str>, attempt: i32) -> Arc<JobControl> {
+    pub(crate) fn insert(&self, queue: Arc<str>, held: HeldAttempt) -> Arc<JobControl> {
+        let id = held.id;
         let control = Arc::new(JobControl {
             queue,
-            attempt,
+            held,
             stop: CancellationToken::new(),
             reason: Mutex::new(None),
         });
@@ -58,8 +64,12 @@ impl Running {
         control
     }
 
-    pub(crate) fn remove(&self, id: &Uuid) {
-        self.lock().remove(id);
+    /// Forgets attempts once their outcome is written (or given up).
+    pub(crate) fn remove(&self, ids: impl IntoIterator<Item = Uuid>) {
+        let mut jobs = self.lock();
+        for id in ids {
+            jobs.remove(&id);
+        }
     }
 
     pub(crate) fn stop(&self, id: &Uuid, reason: StopReason) {
@@ -78,9 +88,9 @@ impl Running {
         self.lock().len()
     }
 
-    /// (id, attempt) of every running attempt.
-    pub(crate) fn held(&self) -> Vec<(Uuid, i32)> {
-        self.lock().iter().map(|(id, c)| (*id, c.attempt)).collect()
+    /// Every attempt held: running, or finished and waiting for its write.
+    pub(crate) fn held(&self) -> Vec<HeldAttempt> {
+        self.lock().values().map(|c| c.held).collect()
     }
 
     /// Running ids grouped by queue.

@@ -1,0 +1,26 @@
+-- Verifies that waiting jobs PostgreSQL knows of are somewhere in the queue's keys
+-- (ready, delayed or in flight) and puts back those that are not (Redis lost them:
+-- failover to a lagging replica, an older snapshot, eviction).
+-- KEYS[1] ready  KEYS[2] delayed  KEYS[3] inflight  KEYS[4] seq  KEYS[5] marker
+-- ARGV: triples of (job id, priority, ms until due by PostgreSQL's clock; 0 = due)
+-- Returns: the number of ids put back.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local band = 1099511627776
+local n = 0
+for i = 1, #ARGV, 3 do
+  local id, prio, wait = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local member = prio .. '|' .. id
+  if not redis.call('ZSCORE', KEYS[1], id) and not redis.call('ZSCORE', KEYS[3], id)
+     and not redis.call('ZSCORE', KEYS[2], member) then
+    if wait > 0 then
+      redis.call('ZADD', KEYS[2], 'NX', now + wait, member)
+    else
+      local seq = redis.call('INCR', KEYS[4])
+      redis.call('ZADD', KEYS[1], 'NX', (1000 - prio) * band + seq, id)
+    end
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('ZADD', KEYS[5], 0, '0') end
+return n
