@@ -342,6 +342,26 @@ impl TestEnv {
         }
     }
 
+    /// Waits until a worker has looked at `queue` in Redis once (it set the queue's
+    /// generation marker, rebuilding the queue from PostgreSQL if it was missing).
+    pub async fn wait_queue_known_to_redis(&self, queue: &str) {
+        let key = format!("{}:{{{queue}}}:generation", self.prefix);
+        let mut redis = self.redis().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .expect("redis reachable");
+            if exists {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no worker looked at {queue} within 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// True while the spawned process runs.
     pub fn is_running(&self, process: &WorkerProcess) -> bool {
         let mut children = self.children.lock().unwrap();

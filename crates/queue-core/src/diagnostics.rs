@@ -41,6 +41,35 @@ pub fn register_crash(registry: &mut HandlerRegistry) {
 /// Env var that lets a worker run CRASH jobs.
 pub const CRASH_ENV: &str = "CONVEYOR_DIAGNOSTICS_CRASH";
 
+/// Env var naming a file to which every SLEEP that returns success appends one
+/// line, `<job id> <run> <attempt> <pid>`: fault tests count handler successes
+/// with it, apart from what the engine recorded.
+pub const TALLY_ENV: &str = "CONVEYOR_DIAGNOSTICS_TALLY";
+
+static TALLY: std::sync::LazyLock<Option<std::path::PathBuf>> =
+    std::sync::LazyLock::new(|| std::env::var_os(TALLY_ENV).map(Into::into));
+
+/// Appends a success to the tally file, if there is one (one short write with
+/// O_APPEND, so lines of concurrent handlers and processes do not interleave).
+fn tally(ctx: &JobContext) {
+    let Some(path) = TALLY.as_ref() else { return };
+    let line = format!(
+        "{} {} {} {}\n",
+        ctx.job_id,
+        ctx.run(),
+        ctx.attempt,
+        std::process::id()
+    );
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not append to the diagnostics tally");
+    }
+}
+
 /// Aborts the worker process (a job that kills every worker it touches).
 pub struct Crash;
 impl JobType for Crash {
@@ -102,9 +131,11 @@ impl JobType for Sleep {
 impl Handler<Sleep> for Sleep {
     async fn run(&self, p: SleepPayload, ctx: JobContext) -> Result<Value, JobError> {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(p.ms)) => Ok(json!({ "slept": p.ms })),
-            _ = ctx.cancelled() => Err(JobError::retryable("sleep interrupted by cancellation")),
+            _ = tokio::time::sleep(Duration::from_millis(p.ms)) => {}
+            _ = ctx.cancelled() => return Err(JobError::retryable("sleep interrupted by cancellation")),
         }
+        tally(&ctx);
+        Ok(json!({ "slept": p.ms }))
     }
 }
 

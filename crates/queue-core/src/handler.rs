@@ -82,6 +82,11 @@ impl JobContext {
         }
     }
 
+    /// The job's run: 1, plus one for each admin retry of a finished job.
+    pub fn run(&self) -> i32 {
+        self.run
+    }
+
     /// Resolves when the job is cancelled or timed out; a handler should then stop.
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
         self.cancel.cancelled()
