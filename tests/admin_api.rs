@@ -323,6 +323,54 @@ async fn list_pages_newest_first_with_page_limit_and_total(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_page_far_past_the_data_is_answered_without_reading_the_jobs_table(pool: PgPool) {
+    let env = TestEnv::new(pool.clone()).await;
+    let app = app(&env);
+    let parent = enqueue(&env, "NOOP", json!({})).await;
+    for i in 0..2 {
+        let child = enqueue(&env, "ECHO", json!({ "i": i })).await;
+        set_parent(&env, child, parent).await;
+    }
+    // Any read of the jobs table waits behind this lock, so only an answer that
+    // does not touch the table (the counters give the total) comes back.
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    for (path, total) in [
+        ("/api/admin/jobs?page=10000000&limit=100", 3),
+        ("/api/admin/jobs?page=2&limit=3", 3),
+        (
+            "/api/admin/jobs?queue=diagnostics&status=PENDING&jobType=ECHO&page=500000",
+            2,
+        ),
+    ] {
+        let reply = tokio::time::timeout(Duration::from_secs(5), get(&app, path))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: the answer waited on the jobs table"));
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {reply:?}");
+        assert_eq!(reply.body["items"], json!([]), "{path}");
+        assert_eq!(reply.body["total"], total, "{path}");
+    }
+    lock.rollback().await.unwrap();
+
+    // Children (counted over the parent index): past the end is empty too.
+    let reply = get(
+        &app,
+        &format!("/api/admin/jobs/{parent}/children?page=10000000&limit=100"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.body["items"], json!([]));
+    assert_eq!(reply.body["total"], 2);
+    assert_eq!(reply.body["page"], 10_000_000);
+    // And a page inside the data still reads it.
+    let reply = get(&app, "/api/admin/jobs?page=2&limit=2").await;
+    assert_eq!(ids_of(&reply.body["items"]).len(), 1, "{reply:?}");
+}
+
+#[sqlx::test]
 async fn list_filters_by_queue_status_job_type_and_parent(pool: PgPool) {
     let env = TestEnv::new(pool.clone()).await;
     let app = app(&env);
@@ -1381,6 +1429,59 @@ async fn workers_lists_a_live_worker_until_it_stops(pool: PgPool) {
     worker.stop().await;
     let gone = get(&app, "/api/admin/workers").await;
     assert_eq!(gone.body, json!([]));
+}
+
+#[sqlx::test]
+async fn a_worker_killed_with_sigkill_leaves_the_list_and_its_row_is_pruned(pool: PgPool) {
+    let env = TestEnv::new(pool.clone()).await;
+    let short = [
+        ("CONVEYOR__WORKER__LEASE_MS", "1000"),
+        ("CONVEYOR__WORKER__HEARTBEAT_MS", "200"),
+    ];
+    let api = env.spawn_api(&short).await;
+    let worker = env.spawn_worker(&["--queues", Q], &short);
+    let listed = |body: &Value| {
+        body.as_array()
+            .is_some_and(|a| a.iter().any(|w| w["pid"] == worker.pid))
+    };
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM workers WHERE pid = $1")
+            .bind(worker.pid as i32)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let deadline = Instant::now() + LONG;
+    loop {
+        let (status, body) = api.call(Method::GET, "/api/admin/workers", None).await;
+        assert_eq!(status, 200, "{body}");
+        if listed(&body) && rows().await == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never showed up: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    env.signal(&worker, "KILL");
+    env.wait_exit(&worker, LONG).await;
+    let deadline = Instant::now() + LONG;
+    loop {
+        let (status, body) = api.call(Method::GET, "/api/admin/workers", None).await;
+        assert_eq!(status, 200, "{body}");
+        let left = rows().await;
+        if !listed(&body) && left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 30 s the killed worker is still listed ({}) or has {left} row(s)",
+            listed(&body)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[sqlx::test]

@@ -397,6 +397,74 @@ async fn concurrent_creates_with_one_idempotency_key_record_one_job(pool: PgPool
     assert_eq!(job_rows(&env).await, 1);
 }
 
+/// Rows whose payload `n` is `n`.
+async fn rows_with_n(env: &TestEnv, n: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE payload->>'n' = $1")
+        .bind(n)
+        .fetch_one(&env.pool)
+        .await
+        .expect("count rows")
+}
+
+#[sqlx::test]
+async fn an_enqueue_whose_caller_left_while_it_waited_for_the_batch_is_not_written(pool: PgPool) {
+    let (env, _app) = setup(pool.clone()).await;
+    let noop = |n: &str| queue_core::job::NewJob::new(Q, "NOOP", json!({ "n": n }));
+    // Hold the batch writer's first INSERT on a table lock, so the next requests
+    // queue behind it.
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE jobs IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let first = {
+        let conveyor = env.conveyor.clone();
+        let job = noop("first");
+        tokio::spawn(async move { conveyor.enqueue(job).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'jobs'::regclass AND NOT granted",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first insert never waited on the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Queued, then abandoned (as when the client's connection closes).
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        env.conveyor.enqueue(noop("abandoned")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "it must still have been waiting");
+    let kept = {
+        let conveyor = env.conveyor.clone();
+        let job = noop("kept");
+        tokio::spawn(async move { conveyor.enqueue(job).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    lock.commit().await.unwrap();
+
+    first.await.unwrap().expect("the first enqueue");
+    kept.await.unwrap().expect("the kept enqueue");
+    assert_eq!(rows_with_n(&env, "first").await, 1);
+    assert_eq!(rows_with_n(&env, "kept").await, 1);
+    assert_eq!(
+        rows_with_n(&env, "abandoned").await,
+        0,
+        "a request whose caller left before its batch was written must not be written"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // Validation errors of POST /api/admin/jobs
 // ---------------------------------------------------------------------------------
@@ -919,6 +987,95 @@ async fn health_is_200_healthy_with_postgres_and_redis_up(pool: PgPool) {
             .unwrap_or_else(|| panic!("{service} has no latencyMs: {reply:?}"));
         assert!((0.0..2_000.0).contains(&latency), "{service}: {latency}");
     }
+}
+
+/// The fixed reasons `/health` may give (never a driver's or a client's text).
+const HEALTH_REASONS: &[&str] = &[
+    "connection refused",
+    "no answer within 2 s",
+    "no answer in time",
+    "connection lost",
+    "unreachable",
+    "unexpected answer",
+];
+
+/// Checks a 503 `/health` answer naming `down` with a fixed reason and no
+/// internals, and the other service up.
+#[track_caller]
+fn assert_down(reply: &Reply, down: &str, up: &str, secrets: &[&str]) {
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.body["status"], "unhealthy", "{reply:?}");
+    assert_eq!(reply.body["details"][down]["status"], "down", "{reply:?}");
+    assert_eq!(reply.body["details"][up]["status"], "up", "{reply:?}");
+    let reason = reply.body["details"][down]["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {reply:?}"));
+    assert!(
+        HEALTH_REASONS.contains(&reason),
+        "{down}: reason {reason:?} is not one of the fixed phrases"
+    );
+    let text = reply.body.to_string();
+    for secret in secrets {
+        assert!(!text.contains(secret), "{secret:?} leaked: {text}");
+    }
+}
+
+#[sqlx::test]
+async fn health_names_an_unreachable_postgres_in_fixed_words(pool: PgPool) {
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use std::str::FromStr;
+    let env = TestEnv::new(pool).await;
+    let port = conveyor_tests::services::free_port();
+    let options = PgConnectOptions::from_str(&format!(
+        "postgres://conveyor:hunter2@127.0.0.1:{port}/nowhere"
+    ))
+    .unwrap();
+    let dead = PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_millis(300))
+        .connect_lazy_with(options);
+    let conveyor = queue_core::Conveyor::new(
+        queue_core::store::Store::new(dead),
+        env.conveyor.broker().clone(),
+        env.config.clone(),
+        std::sync::Arc::new(queue_core::Catalog::builtin()),
+    );
+    let app = conveyor_api::router(AppState::new(conveyor, Auth::Disabled));
+    let reply = get(&app, "/health", None).await;
+    assert_down(
+        &reply,
+        "postgres",
+        "redis",
+        &[
+            &port.to_string(),
+            "hunter2",
+            "nowhere",
+            "pool",
+            "error",
+            "database",
+        ],
+    );
+}
+
+#[sqlx::test]
+async fn health_names_a_stopped_redis_in_fixed_words(pool: PgPool) {
+    let mut redis = conveyor_tests::services::RedisServer::start();
+    let db_url = conveyor_tests::test_db_url(&pool);
+    let env = TestEnv::with_services(pool, db_url, redis.url(), |_| {}).await;
+    let app = conveyor_api::router(AppState::new(env.conveyor.clone(), Auth::Disabled));
+    assert_eq!(get(&app, "/health", None).await.status, StatusCode::OK);
+    redis.stop();
+    let reply = get(&app, "/health", None).await;
+    assert_down(
+        &reply,
+        "redis",
+        "postgres",
+        &[
+            &redis.port.to_string(),
+            "os error",
+            "redis error",
+            "refused (",
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------

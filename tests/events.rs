@@ -224,3 +224,222 @@ async fn unknown_and_malformed_ids(pool: PgPool) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Opens a stream and returns its body once the first frame (the current status)
+/// has arrived, so the stream is known to be subscribed.
+async fn open_stream(app: &Router, id: Uuid, token: &str) -> Result<Body, (StatusCode, Value)> {
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/admin/jobs/{id}/events"))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let mut body = response.into_body();
+    if status != StatusCode::OK {
+        let bytes = body.collect().await.unwrap().to_bytes();
+        return Err((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ));
+    }
+    let frame = tokio::time::timeout(LONG, body.frame())
+        .await
+        .expect("the first frame")
+        .expect("a frame")
+        .unwrap();
+    let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+    assert!(text.contains("event: status"), "{text}");
+    Ok(body)
+}
+
+async fn pending_job(env: &TestEnv) -> Uuid {
+    env.conveyor
+        .enqueue(job("ECHO", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id
+}
+
+/// Subscribers of a job's channel on Redis (`PUBSUB NUMSUB`).
+async fn subscribers(env: &TestEnv, id: Uuid) -> i64 {
+    let mut redis = env.redis().await;
+    let reply: (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("{}:events:{id}", env.prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    reply.1
+}
+
+async fn wait_subscribers(env: &TestEnv, id: Uuid, n: i64) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let now = subscribers(env, id).await;
+        if now == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} has {now} subscribers on Redis, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[sqlx::test]
+async fn streams_share_one_redis_subscription(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let app = app(&env);
+    let (a, b) = (pending_job(&env).await, pending_job(&env).await);
+    let mut open = Vec::new();
+    for id in [a, a, a, b, b] {
+        open.push(open_stream(&app, id, ADMIN).await.unwrap());
+    }
+    // One connection subscribed once per job, whatever the number of readers.
+    assert_eq!(subscribers(&env, a).await, 1);
+    assert_eq!(subscribers(&env, b).await, 1);
+    // The last reader of a job takes its channel off the connection.
+    open.truncate(3);
+    wait_subscribers(&env, b, 0).await;
+    assert_eq!(subscribers(&env, a).await, 1);
+    open.clear();
+    wait_subscribers(&env, a, 0).await;
+}
+
+#[sqlx::test]
+async fn streams_are_capped_per_token_and_in_all(pool: PgPool) {
+    let env = TestEnv::with_config(pool, |c| {
+        c.api.max_streams_per_token = 2;
+        c.api.max_streams = 3;
+    })
+    .await;
+    let app = conveyor_api::router(AppState::new(
+        env.conveyor.clone(),
+        Auth::Tokens {
+            admin: vec![ADMIN.into()],
+            viewer: vec!["v".into()],
+        },
+    ));
+    let id = pending_job(&env).await;
+    let first = open_stream(&app, id, ADMIN).await.unwrap();
+    let _second = open_stream(&app, id, ADMIN).await.unwrap();
+    let (status, body) = open_stream(&app, id, ADMIN).await.unwrap_err();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("api.max_streams_per_token"),
+        "{body}"
+    );
+
+    // Another token has its own share, up to the server's cap.
+    let _third = open_stream(&app, id, "v").await.unwrap();
+    let (status, body) = open_stream(&app, id, "v").await.unwrap_err();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+
+    // A client going away frees its slot.
+    drop(first);
+    let _again = open_stream(&app, id, ADMIN).await.unwrap();
+    // A refused stream held no slot: the cap is still exact.
+    let (status, _) = open_stream(&app, id, ADMIN).await.unwrap_err();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[sqlx::test]
+async fn a_deleted_job_ends_its_stream(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let app = app(&env);
+    let id = pending_job(&env).await;
+    let reader = {
+        let app = app.clone();
+        tokio::spawn(async move { read_events(&app, id, LONG).await })
+    };
+    wait_subscribers(&env, id, 1).await;
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let events = reader.await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1["status"], "PENDING", "{events:?}");
+}
+
+#[sqlx::test]
+async fn the_shared_subscription_comes_back_after_redis_restarts(pool: PgPool) {
+    let mut redis = conveyor_tests::services::RedisServer::start();
+    let db_url = conveyor_tests::test_db_url(&pool);
+    let env = TestEnv::with_services(pool, db_url, redis.url(), |_| {}).await;
+    let app = app(&env);
+    let id = pending_job(&env).await;
+    let reader = {
+        let app = app.clone();
+        tokio::spawn(async move { read_events(&app, id, LONG).await })
+    };
+    let channel = format!("{}:events:{id}", env.prefix);
+    let url = redis.url();
+    wait_numsub(&url, &channel).await;
+    redis.stop();
+    redis.restart();
+    wait_numsub(&url, &channel).await;
+
+    // Only a live event can end this stream: the record still says PENDING.
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(r#"{"type":"status","status":"COMPLETED","attempts":1}"#)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let events = reader.await.unwrap();
+    assert_eq!(events.first().unwrap().1["status"], "PENDING", "{events:?}");
+    assert_eq!(
+        events.last().unwrap().1["status"],
+        "COMPLETED",
+        "{events:?}"
+    );
+}
+
+/// Waits until `channel` on the Redis at `url` has one subscriber.
+async fn wait_numsub(url: &str, channel: &str) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let n = match redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+        {
+            Ok(mut conn) => {
+                let reply: redis::RedisResult<(String, i64)> = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(channel)
+                    .query_async(&mut conn)
+                    .await;
+                reply.map_or(0, |r| r.1)
+            }
+            Err(_) => 0,
+        };
+        if n == 1 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{channel} has {n} subscribers, expected 1"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,6 +1,8 @@
 //! Bearer-token auth: admin tokens may do everything, viewer tokens only GET.
 //! Tokens are compared in constant time and never logged.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
@@ -49,12 +51,38 @@ impl Auth {
     }
 }
 
+/// Who sent a request (a request extension set by [`require_token`]), for
+/// per-token limits. Its Debug output does not show the token.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Caller(Option<Arc<str>>);
+
+impl Caller {
+    pub fn token(token: &str) -> Self {
+        Self(Some(Arc::from(token)))
+    }
+    /// Every request when auth is disabled.
+    pub fn anonymous() -> Self {
+        Self(None)
+    }
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Caller(<token>)"
+        } else {
+            "Caller(anonymous)"
+        })
+    }
+}
+
 pub async fn require_token(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     if matches!(*state.auth, Auth::Disabled) {
+        req.extensions_mut().insert(Caller::anonymous());
         return Ok(next.run(req).await);
     }
     let presented = req
@@ -76,6 +104,10 @@ pub async fn require_token(
         Some(Role::Viewer) if req.method() != Method::GET && req.method() != Method::HEAD => {
             Err(ApiError::forbidden("viewer tokens may only read (GET)"))
         }
-        Some(_) => Ok(next.run(req).await),
+        Some(_) => {
+            let caller = Caller::token(presented);
+            req.extensions_mut().insert(caller);
+            Ok(next.run(req).await)
+        }
     }
 }

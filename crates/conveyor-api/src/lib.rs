@@ -7,6 +7,7 @@ pub mod extract;
 pub mod openapi;
 pub mod routes;
 pub mod schemas;
+pub mod streams;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use std::time::Instant;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use queue_core::broker::JobEventHub;
 use queue_core::metrics::Metrics;
 use queue_core::Conveyor;
 
@@ -28,11 +30,18 @@ pub struct AppState {
     pub started: Instant,
     /// The API's own metrics (`GET /metrics`).
     pub metrics: Metrics,
+    /// The one Redis subscription every job event stream reads from.
+    pub events: JobEventHub,
+    /// Caps on open job event streams.
+    pub streams: Arc<streams::StreamLimits>,
 }
 
 impl AppState {
     pub fn new(conveyor: Conveyor, auth: Auth) -> Self {
+        let api = &conveyor.config().api;
         Self {
+            events: JobEventHub::new(conveyor.broker()),
+            streams: streams::StreamLimits::new(api.max_streams_per_token, api.max_streams),
             conveyor,
             auth: Arc::new(auth),
             started: Instant::now(),

@@ -58,6 +58,13 @@ async fn main() -> anyhow::Result<()> {
             .clone()
             .run_counter_compaction(shutdown.drain.clone()),
     );
+    // Removes the rows of workers that died without saying goodbye (kill -9).
+    tokio::spawn(
+        conveyor
+            .store()
+            .clone()
+            .run_worker_pruning(config.worker.lease(), shutdown.drain.clone()),
+    );
     axum::serve(listener, router(AppState::new(conveyor, auth)))
         .with_graceful_shutdown(async move { shutdown.drain.cancelled().await })
         .await?;

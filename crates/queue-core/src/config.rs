@@ -80,6 +80,10 @@ pub struct ApiConfig {
     /// Bearer tokens for GET routes only.
     #[serde(skip_serializing)]
     pub viewer_tokens: Vec<String>,
+    /// Job event streams one token may hold open at once.
+    pub max_streams_per_token: usize,
+    /// Job event streams open at once in this process, all tokens together.
+    pub max_streams: usize,
 }
 
 impl Default for ApiConfig {
@@ -89,6 +93,8 @@ impl Default for ApiConfig {
             body_limit_bytes: 1 << 20,
             admin_tokens: Vec::new(),
             viewer_tokens: Vec::new(),
+            max_streams_per_token: 64,
+            max_streams: 1024,
         }
     }
 }
@@ -340,6 +346,20 @@ impl Config {
                 "must be at least 2",
             ));
         }
+        for (key, value) in [
+            ("api.max_streams_per_token", self.api.max_streams_per_token),
+            ("api.max_streams", self.api.max_streams),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if self.api.max_streams_per_token > self.api.max_streams {
+            return Err(ConfigError::new(
+                "api.max_streams_per_token",
+                "must not exceed api.max_streams",
+            ));
+        }
         let w = &self.worker;
         for (key, value) in [
             ("worker.lease_ms", w.lease_ms),
@@ -467,6 +487,15 @@ mod tests {
             ("[worker]\nheartbeat_ms = 40000", "worker.heartbeat_ms"),
             ("[worker]\nlease_msec = 1", "worker"),
             ("[scheduler]\ntick_ms = 0", "scheduler.tick_ms"),
+            ("[api]\nmax_streams = 0", "api.max_streams"),
+            (
+                "[api]\nmax_streams_per_token = 0",
+                "api.max_streams_per_token",
+            ),
+            (
+                "[api]\nmax_streams = 4\nmax_streams_per_token = 8",
+                "api.max_streams_per_token",
+            ),
             ("[scheduler]\nmisfire = \"often\"", "scheduler.misfire"),
         ];
         for (toml, key) in cases {

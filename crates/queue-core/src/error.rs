@@ -73,6 +73,54 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Why a service did not answer, in fixed words that reveal nothing of it (no
+/// address, no driver text), for health answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    Refused,
+    TimedOut,
+    Lost,
+    Unreachable,
+    Failed,
+}
+
+impl Outage {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Outage::Refused => "connection refused",
+            Outage::TimedOut => "no answer in time",
+            Outage::Lost => "connection lost",
+            Outage::Unreachable => "unreachable",
+            Outage::Failed => "unexpected answer",
+        }
+    }
+}
+
+impl StoreError {
+    /// What kind of failure this is, for a health answer.
+    pub fn outage(&self) -> Outage {
+        let (Self::Unavailable(e) | Self::Query(e)) = self;
+        match e {
+            sqlx::Error::Io(io) => match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Outage::Refused,
+                std::io::ErrorKind::TimedOut => Outage::TimedOut,
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => Outage::Lost,
+                _ => Outage::Unreachable,
+            },
+            // sqlx retries refused connections until the pool's wait runs out.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Outage::Unreachable,
+            _ if self.is_unavailable() => Outage::Unreachable,
+            _ => Outage::Failed,
+        }
+    }
+}
+
 /// A Redis failure.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -82,6 +130,20 @@ pub enum BrokerError {
     Unavailable,
     #[error("unexpected reply from redis script: {0}")]
     Protocol(String),
+}
+
+impl BrokerError {
+    /// What kind of failure this is, for a health answer.
+    pub fn outage(&self) -> Outage {
+        match self {
+            Self::Redis(e) if e.is_connection_refusal() => Outage::Refused,
+            Self::Redis(e) if e.is_timeout() => Outage::TimedOut,
+            Self::Redis(e) if e.is_connection_dropped() => Outage::Lost,
+            Self::Redis(e) if e.is_io_error() => Outage::Unreachable,
+            Self::Unavailable => Outage::Unreachable,
+            Self::Redis(_) | Self::Protocol(_) => Outage::Failed,
+        }
+    }
 }
 
 /// Why an enqueue was refused. Every variant but `Store` is the caller's fault and

@@ -86,6 +86,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // A caller that went away (its connection closed) while its request
+            // waited here gets no record.
+            batch.retain(|p| !p.reply.is_closed());
             let mut pending = std::mem::take(&mut batch);
             match pending.pop() {
                 Some(only) if pending.is_empty() => self.write_one(only).await,

@@ -4,19 +4,26 @@
 //! Order matters: subscribe first, then read the record and send its status, so an
 //! event published between the two is not lost and a client that connects after
 //! the job finished gets the terminal status at once. The record is read again
-//! every [`RECHECK`] in case a change was not published (e.g. a lease recovery).
+//! every [`RECHECK`] in case a change was not published (e.g. a lease recovery),
+//! and at once when the shared subscription reports a gap (it reconnected). A
+//! record that is gone (deleted) ends the stream. Every stream reads from the
+//! process's one [`JobEventHub`](queue_core::broker::JobEventHub) subscription and
+//! holds a slot of [`StreamLimits`](crate::streams::StreamLimits) until it ends or
+//! its client goes away.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use futures::{Stream, StreamExt};
-use queue_core::broker::JobEvent;
+use queue_core::broker::{JobEvent, JobNotice};
 use queue_core::job::{Job, JobStatus};
 use queue_core::store::Store;
 use tokio::sync::mpsc;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, NoQuery};
 use crate::routes::jobs::parse_id;
@@ -48,7 +55,8 @@ const RECHECK: Duration = Duration::from_secs(5);
 
 /// Streams `progress` (`{progress, progressMessage}`) and `status`
 /// (`{status, attempts, error?}`) events; the first is the current status, the
-/// last a terminal status, after which the stream ends.
+/// last a terminal status, after which the stream ends. The stream also ends,
+/// without a terminal status, when the job's record is deleted.
 #[utoipa::path(get, path = "/api/admin/jobs/{id}/events", operation_id = "jobEvents", tag = "jobs", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The job id")),
     responses(
@@ -56,15 +64,18 @@ const RECHECK: Duration = Duration::from_secs(5);
         (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
+        (status = 429, description = "Too many event streams open (`too_many_streams`): this token's (`api.max_streams_per_token`) or the server's (`api.max_streams`)", body = ErrorBody),
         (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
     ))]
 pub async fn events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
-    let mut subscription = state.conveyor.broker().subscribe_job_events(id).await?;
+    let permit = state.streams.acquire(&caller)?;
+    let mut subscription = state.events.subscribe(id).await?;
     let store = state.conveyor.store().clone();
     let job = store
         .get_job(id)
@@ -85,10 +96,11 @@ pub async fn events(
         let mut recheck = tokio::time::interval(RECHECK);
         recheck.tick().await;
         loop {
-            let events = tokio::select! {
-                event = subscription.next() => match event {
-                    Some(event) => vec![event],
-                    // The pub/sub connection dropped: fall back to the record.
+            let step = tokio::select! {
+                notice = subscription.next() => match notice {
+                    Some(JobNotice::Event(event)) => Step::Send(vec![event]),
+                    Some(JobNotice::Gap) => reread(&store, id, &mut last).await,
+                    // The hub is gone (shutdown): fall back to the record.
                     None => {
                         tokio::time::sleep(RECHECK).await;
                         reread(&store, id, &mut last).await
@@ -96,6 +108,9 @@ pub async fn events(
                 },
                 _ = recheck.tick() => reread(&store, id, &mut last).await,
                 _ = tx.closed() => return,
+            };
+            let Step::Send(events) = step else {
+                return;
             };
             for event in events {
                 let terminal = event.is_terminal();
@@ -105,8 +120,21 @@ pub async fn events(
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|e| Ok(to_sse(&e)));
+    // The permit lives as long as the body: it is freed when the client goes away.
+    let stream = futures::stream::poll_fn(move |cx| {
+        let _slot = &permit;
+        rx.poll_recv(cx)
+    })
+    .map(|e| Ok(to_sse(&e)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// What a stream does next.
+enum Step {
+    /// Send these events (maybe none).
+    Send(Vec<JobEvent>),
+    /// The record is gone: end the stream.
+    End,
 }
 
 /// `event: progress|status`, `data:` the event's JSON without its `type` tag.
@@ -140,21 +168,21 @@ fn current(job: &Job) -> Vec<JobEvent> {
 }
 
 /// Reads the record again; returns its events when they differ from `last`.
-async fn reread(store: &Store, id: uuid::Uuid, last: &mut Vec<JobEvent>) -> Vec<JobEvent> {
+async fn reread(store: &Store, id: uuid::Uuid, last: &mut Vec<JobEvent>) -> Step {
     match store.get_job(id).await {
         Ok(Some(job)) => {
             let now = current(&job);
             if now == *last {
-                Vec::new()
+                Step::Send(Vec::new())
             } else {
                 *last = now.clone();
-                now
+                Step::Send(now)
             }
         }
-        Ok(None) => Vec::new(),
+        Ok(None) => Step::End,
         Err(e) => {
             tracing::debug!(error = %e, job.id = %id, "event stream: record read failed");
-            Vec::new()
+            Step::Send(Vec::new())
         }
     }
 }

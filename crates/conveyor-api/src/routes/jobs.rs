@@ -356,11 +356,11 @@ async fn job_page(
     limit: Option<i64>,
 ) -> Result<Json<JobPage>, ApiError> {
     let (page, limit, offset) = page_window(page, limit)?;
-    let store = state.conveyor.store();
-    let (items, total) = tokio::try_join!(
-        store.list_jobs(&filter, limit, offset),
-        store.count_jobs_indexed(&filter)
-    )?;
+    let (items, total) = state
+        .conveyor
+        .store()
+        .job_page(&filter, limit, offset)
+        .await?;
     Ok(Json(JobPage {
         items,
         page,

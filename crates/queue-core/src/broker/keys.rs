@@ -59,7 +59,12 @@ pub fn cancel_channel(prefix: &str) -> String {
 
 /// Pub/sub channel of a job's progress and status events.
 pub fn job_events_channel(prefix: &str, job_id: &uuid::Uuid) -> String {
-    format!("{prefix}:events:{job_id}")
+    format!("{}{job_id}", job_events_channel_prefix(prefix))
+}
+
+/// What every job's event channel starts with (the job id follows).
+pub fn job_events_channel_prefix(prefix: &str) -> String {
+    format!("{prefix}:events:")
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use redis::{AsyncConnectionConfig, Client, Pipeline, Script};
 use uuid::Uuid;
 
 pub use admin::{DeadLetter, DeadLetterEntry, WorkerInfo};
-pub use events::JobEvent;
+pub use events::{JobEvent, JobEventHub, JobEventSubscription, JobNotice};
 pub use keys::QueueKeys;
 
 use crate::config::RateLimit;

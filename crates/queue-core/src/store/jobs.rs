@@ -224,6 +224,30 @@ impl Store {
             .await?)
     }
 
+    /// A page of jobs with the number of all matching jobs. The total comes first
+    /// (from the counters, or the parent index for children): a page that starts
+    /// at or past it is empty, and reading it would skip `offset` index entries of
+    /// every group for nothing.
+    pub async fn job_page(
+        &self,
+        filter: &JobFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Job>, i64), StoreError> {
+        if offset == 0 {
+            // The first page starts inside the data whenever there is any.
+            return tokio::try_join!(
+                self.list_jobs(filter, limit, 0),
+                self.count_jobs_indexed(filter)
+            );
+        }
+        let total = self.count_jobs_indexed(filter).await?;
+        if offset >= total {
+            return Ok((Vec::new(), total));
+        }
+        Ok((self.list_jobs(filter, limit, offset).await?, total))
+    }
+
     pub async fn count_jobs(&self, filter: &JobFilter) -> Result<i64, StoreError> {
         let mut q = QueryBuilder::<Postgres>::new("SELECT count(*) FROM jobs");
         push_filter(&mut q, filter);
