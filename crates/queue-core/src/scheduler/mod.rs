@@ -12,6 +12,11 @@
 //! The loop wakes at the earliest next tick, at most every `[scheduler] tick_ms`,
 //! and at once on a NOTIFY `conveyor_schedules` (sent by every create, change and
 //! delete), so a schedule change takes effect well within 2 s.
+//!
+//! Retention runs in a task of its own every `[scheduler] retention_interval_ms`,
+//! so however long a pass takes (a backlog of millions of finished records) or
+//! however it fails, no tick waits for it. A pass deletes in batches and pauses
+//! between them, holding one connection at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +33,11 @@ use crate::cron::{self, Clock, MisfirePolicy, SystemClock};
 use crate::error::{EnqueueError, StoreError};
 use crate::job::{Backoff, JobStatus, NewJob, Priority};
 use crate::store::schedules::{self, Schedule, ScheduleSpec, SCHEDULES_CHANNEL, STATUS_ENABLED};
+
+/// The least pause between two retention batches; a batch that took longer is
+/// followed by a pause as long as itself, so retention keeps to about half of one
+/// connection however slow the database is.
+pub const RETENTION_PAUSE: Duration = Duration::from_millis(50);
 
 /// The idempotency key of a cron tick's job.
 pub fn tick_key(schedule: Uuid, tick: DateTime<Utc>) -> String {
@@ -153,9 +163,10 @@ impl Scheduler {
         }
     }
 
-    /// Runs until `stop`: fires due schedules, prunes finished records every
-    /// `retention_interval_ms` and compacts the job counters every second (in a
-    /// task of its own, so a long prune does not delay it).
+    /// Runs until `stop`: fires due schedules and, each in a task of its own,
+    /// prunes finished records every `retention_interval_ms` and compacts the job
+    /// counters every second. Returns once retention has stopped too (at its next
+    /// batch boundary).
     pub async fn run(self, stop: CancellationToken) {
         let compaction = tokio::spawn(
             self.conveyor
@@ -163,6 +174,11 @@ impl Scheduler {
                 .clone()
                 .run_counter_compaction(stop.child_token()),
         );
+        let retention = tokio::spawn(run_retention(
+            self.conveyor.clone(),
+            self.config.retention_interval(),
+            stop.child_token(),
+        ));
         let mut listener = match PgListener::connect_with(self.conveyor.store().pool()).await {
             Ok(mut l) => match l.listen(SCHEDULES_CHANNEL).await {
                 Ok(()) => Some(l),
@@ -177,19 +193,10 @@ impl Scheduler {
             }
         };
         let tick = self.config.tick();
-        let mut next_retention = Instant::now();
         tracing::info!("scheduler running");
         while !stop.is_cancelled() {
             if let Err(e) = self.fire_due().await {
                 tracing::warn!(error = %e, "firing due schedules failed; retrying");
-            }
-            if Instant::now() >= next_retention {
-                match self.prune().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(deleted = n, "retention pruned finished jobs"),
-                    Err(e) => tracing::warn!(error = %e, "retention failed"),
-                }
-                next_retention = Instant::now() + self.config.retention_interval();
             }
             let wait = match self.conveyor.store().next_schedule_due().await {
                 Ok(Some(due)) => (due - self.clock.now())
@@ -222,6 +229,10 @@ impl Scheduler {
             }
         }
         compaction.abort();
+        // `stop` is cancelled here, so retention ends at its next batch boundary.
+        if let Err(e) = retention.await {
+            tracing::warn!(error = %e, "retention task ended abnormally");
+        }
         tracing::info!("scheduler stopped");
     }
 
@@ -288,24 +299,64 @@ impl Scheduler {
         Ok((fired, due.len()))
     }
 
-    /// Applies every configured queue's retention once; returns the records deleted.
+    /// Applies every configured queue's retention once, without pausing between
+    /// batches; returns the records deleted.
     pub async fn prune(&self) -> Result<u64, StoreError> {
-        let store = self.conveyor.store();
-        let mut deleted = 0;
-        for (queue, q) in &self.conveyor.config().queues {
-            let r = q.retention;
-            deleted += store
-                .prune_finished(
-                    queue,
-                    JobStatus::Completed,
-                    r.completed_max_age_s,
-                    r.keep_completed,
-                )
-                .await?;
-            deleted += store
-                .prune_finished(queue, JobStatus::Failed, r.failed_max_age_s, r.keep_failed)
-                .await?;
-        }
-        Ok(deleted)
+        prune_pass(&self.conveyor, None).await
     }
+}
+
+/// Applies retention at once and then `interval` after each pass ends, until `stop`.
+async fn run_retention(conveyor: Conveyor, interval: Duration, stop: CancellationToken) {
+    loop {
+        match prune_pass(&conveyor, Some(&stop)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "retention pruned finished jobs"),
+            Err(e) => tracing::warn!(error = %e, "retention failed; retrying next interval"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One pass over every configured queue's retention. With `paced`, pauses between
+/// batches (see [`RETENTION_PAUSE`]) and ends early once that token is cancelled.
+async fn prune_pass(
+    conveyor: &Conveyor,
+    paced: Option<&CancellationToken>,
+) -> Result<u64, StoreError> {
+    let store = conveyor.store();
+    let mut deleted = 0;
+    for (queue, q) in &conveyor.config().queues {
+        let r = q.retention;
+        for (status, max_age_s, keep) in [
+            (
+                JobStatus::Completed,
+                r.completed_max_age_s,
+                r.keep_completed,
+            ),
+            (JobStatus::Failed, r.failed_max_age_s, r.keep_failed),
+        ] {
+            let mut cursor = store.prune_start(queue, status, max_age_s, keep).await?;
+            while let Some(from) = cursor {
+                if paced.is_some_and(CancellationToken::is_cancelled) {
+                    return Ok(deleted);
+                }
+                let began = Instant::now();
+                let (n, next) = store.prune_batch(queue, status, from).await?;
+                deleted += n;
+                cursor = next;
+                if let (Some(stop), Some(_)) = (paced, cursor) {
+                    let pause = began.elapsed().max(RETENTION_PAUSE);
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(deleted),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(deleted)
 }

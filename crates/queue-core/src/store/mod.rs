@@ -21,7 +21,7 @@ pub use dispatch::{DispatchError, OutboxEntry, Undispatched};
 pub use jobs::{InsertedJob, JobFilter};
 pub use recovery::{Recovered, WaitingJob};
 pub use reports::{ErrorGroup, ERROR_WINDOW};
-pub use retention::RETENTION_BATCH;
+pub use retention::{PruneCursor, RETENTION_BATCH};
 pub use schedules::{
     Schedule, ScheduleSpec, ScheduleWrite, SCHEDULES_CHANNEL, STATUS_DISABLED, STATUS_ENABLED,
     STATUS_PAUSED,

@@ -1,0 +1,398 @@
+//! Retention (per-queue `retention`, applied by `conveyor-scheduler`): it runs
+//! beside the cron loop, so a large backlog of finished records never delays a
+//! tick, and shutdown stops both.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use conveyor_tests::TestEnv;
+use queue_core::config::Retention;
+use queue_core::job::JobStatus;
+use queue_core::scheduler::{self, Scheduler};
+use queue_core::store::{Schedule, ScheduleSpec, ScheduleWrite};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const Q: &str = "diagnostics";
+
+/// How late a tick's job may be created (the scheduler suite's tolerance).
+const TICK_TOLERANCE_MS: i64 = 500;
+
+/// Inserts `n` finished records of `queue` in one statement, the newest finished
+/// `newest_ago_s` seconds ago and each older one a millisecond before the next.
+async fn seed_finished(env: &TestEnv, queue: &str, status: &str, n: i64, newest_ago_s: i64) {
+    sqlx::query(
+        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at,
+                           created_at, completed_at)
+         SELECT gen_random_uuid(), $1, 'NOOP', $2, '{}', 1, t, t, t
+         FROM (SELECT now() - make_interval(secs => $3) - g * interval '1 millisecond' AS t
+               FROM generate_series(1, $4) g) s",
+    )
+    .bind(queue)
+    .bind(status)
+    .bind(newest_ago_s as f64)
+    .bind(n)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+}
+
+fn every_second(queue: &str) -> ScheduleSpec {
+    ScheduleSpec {
+        name: "every-1s".into(),
+        description: None,
+        queue_name: queue.into(),
+        job_type: "NOOP".into(),
+        cron_expression: "* * * * * *".into(),
+        timezone: "Asia/Shanghai".into(),
+        status: 1,
+        payload: serde_json::json!({}),
+        retry_attempts: None,
+        retry_delay_ms: None,
+        timeout_ms: None,
+        priority: 5,
+        misfire_policy: None,
+    }
+}
+
+async fn create(env: &TestEnv, spec: &ScheduleSpec) -> Schedule {
+    let next = scheduler::validate(&env.conveyor, spec, Utc::now()).expect("valid schedule");
+    match env
+        .conveyor
+        .store()
+        .insert_schedule(spec, next)
+        .await
+        .unwrap()
+    {
+        ScheduleWrite::Written(s) => *s,
+        other => panic!("create: {other:?}"),
+    }
+}
+
+/// (tick, job created_at) of every cron job of `schedule`, by tick.
+async fn ticks(env: &TestEnv, schedule: Uuid) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT idempotency_key, created_at FROM jobs WHERE idempotency_key LIKE $1",
+    )
+    .bind(format!("schedule:{schedule}:%"))
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let mut out: Vec<_> = rows
+        .into_iter()
+        .filter_map(|(key, created)| {
+            let ms: i64 = key.rsplit(':').next()?.parse().ok()?;
+            Some((Utc.timestamp_millis_opt(ms).single()?, created))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Records of `queue` in `status`, from the trigger-kept counters (cheap to poll).
+async fn counted(env: &TestEnv, queue: &str, status: JobStatus) -> i64 {
+    env.conveyor
+        .store()
+        .counted_jobs(Some(queue), Some(status), None)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn cron_ticks_stay_on_time_while_retention_works_through_a_backlog(pool: PgPool) {
+    const BACKLOG: i64 = 200_000;
+    const KEEP: u64 = 100;
+    let env = TestEnv::with_config(pool, |c| {
+        c.queues.get_mut(Q).unwrap().retention = Retention {
+            completed_max_age_s: 3_600,
+            failed_max_age_s: 3_600,
+            keep_completed: KEEP,
+            keep_failed: KEEP,
+        };
+    })
+    .await;
+    seed_finished(&env, Q, "COMPLETED", BACKLOG, 86_400).await;
+    let schedule = create(&env, &every_second(Q)).await;
+
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(Scheduler::new(env.conveyor.clone()).run(stop.clone()));
+    // The window opens once retention has visibly begun.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counted(&env, Q, JobStatus::Completed).await == BACKLOG {
+        assert!(Instant::now() < deadline, "retention never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let start = Utc::now();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let end = Utc::now();
+    let left = counted(&env, Q, JobStatus::Completed).await;
+    stop.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), running).await;
+
+    let all = ticks(&env, schedule.id).await;
+    let window: Vec<_> = all
+        .iter()
+        .filter(|(t, _)| *t >= start && *t < end)
+        .copied()
+        .collect();
+    assert!(
+        (5..=7).contains(&window.len()),
+        "{} ticks in 6 s while retention ran: {window:?}",
+        window.len()
+    );
+    for w in window.windows(2) {
+        assert_eq!(
+            w[1].0 - w[0].0,
+            chrono::Duration::seconds(1),
+            "a tick is missing between {w:?}"
+        );
+    }
+    for (tick, created) in &window {
+        let late = (*created - *tick).num_milliseconds();
+        assert!(
+            (0..=TICK_TOLERANCE_MS).contains(&late),
+            "tick {tick} enqueued at {created} ({late} ms late)"
+        );
+    }
+    assert!(
+        left > KEEP as i64,
+        "retention was still at work when the window closed ({left} left)"
+    );
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "shutdown stops the cron loop and retention within 5 s"
+    );
+    // Nothing prunes after shutdown.
+    let after = counted(&env, Q, JobStatus::Completed).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(counted(&env, Q, JobStatus::Completed).await, after);
+}
+
+/// Inserts `n` finished records of `queue` in three-way ties of finish time: the
+/// k-th group finished `k * 120 + 60` seconds ago (never within a minute of a whole
+/// hour, so no record sits on an age cutoff of the test).
+async fn seed_tied(env: &TestEnv, queue: &str, status: &str, n: i64) {
+    sqlx::query(
+        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at,
+                           created_at, completed_at)
+         SELECT gen_random_uuid(), $1, 'NOOP', $2, '{}', 1, t, t, t
+         FROM (SELECT now() - make_interval(secs => (g / 3) * 120 + 60) AS t
+               FROM generate_series(1, $3) g) s",
+    )
+    .bind(queue)
+    .bind(status)
+    .bind(n)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+}
+
+async fn ids(env: &TestEnv) -> std::collections::BTreeSet<Uuid> {
+    sqlx::query_scalar("SELECT id FROM jobs")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+async fn count(env: &TestEnv, queue: &str, status: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue_name = $1 AND status = $2")
+        .bind(queue)
+        .bind(status)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn retention_keeps_exactly_the_newest_and_the_young_per_queue_and_state(pool: PgPool) {
+    const HOUR: u64 = 3_600;
+    let policy = |completed_max_age_s, keep_completed, failed_max_age_s, keep_failed| Retention {
+        completed_max_age_s,
+        failed_max_age_s,
+        keep_completed,
+        keep_failed,
+    };
+    let env = TestEnv::with_config(pool, |c| {
+        let mut set = |q: &str, r| c.queues.get_mut(q).unwrap().retention = r;
+        // The keep floor bites (more old records than young ones below it) / age alone.
+        set(Q, policy(HOUR, 150, 2 * HOUR, 0));
+        // Age bites before the floor / the floor is above every record.
+        set("book_data", policy(HOUR, 10, HOUR, 1_000));
+        // Nothing is old enough / the floor falls inside a tie of finish times.
+        set("author_data", policy(10 * 365 * 24 * HOUR, 5, HOUR, 200));
+    })
+    .await;
+    // More than two batches in one queue and state, batch edges inside ties.
+    seed_tied(&env, Q, "COMPLETED", 2_600).await;
+    seed_tied(&env, Q, "FAILED", 400).await;
+    for q in ["book_data", "author_data"] {
+        seed_tied(&env, q, "COMPLETED", 400).await;
+        seed_tied(&env, q, "FAILED", 400).await;
+    }
+    // Never pruned: states that are not COMPLETED or FAILED, a queue without
+    // configuration, finished records without a finish time (written by hand).
+    sqlx::query(
+        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at,
+                           created_at, completed_at)
+         SELECT gen_random_uuid(), q, 'NOOP', s, '{}', 1, t, t,
+                CASE WHEN s = 'CANCELLED' OR q = 'legacy' THEN t END
+         FROM (VALUES ($1, 'CANCELLED'), ($1, 'PENDING'), ($1, 'RUNNING'),
+                      ($1, 'COMPLETED'), ($1, 'FAILED'), ('legacy', 'COMPLETED')) v(q, s),
+              (SELECT now() - interval '1000 days' AS t) o",
+    )
+    .bind(Q)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    // One attempt logged per finished job.
+    sqlx::query(
+        "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at,
+                                     finished_at, duration_ms)
+         SELECT id, 1, 1, 'w', status, completed_at, completed_at, 0 FROM jobs
+         WHERE status IN ('COMPLETED', 'FAILED') AND completed_at IS NOT NULL",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+
+    // What the policy names, from its definition: finished before the cutoff and
+    // not among the newest `keep` of its queue and state.
+    let (mut queues, mut states, mut ages, mut keeps) = (vec![], vec![], vec![], vec![]);
+    for (name, q) in &env.config.queues {
+        let r = q.retention;
+        for (state, age, keep) in [
+            ("COMPLETED", r.completed_max_age_s, r.keep_completed),
+            ("FAILED", r.failed_max_age_s, r.keep_failed),
+        ] {
+            queues.push(name.clone());
+            states.push(state.to_string());
+            ages.push(age as f64);
+            keeps.push(keep as i64);
+        }
+    }
+    let doomed: std::collections::BTreeSet<Uuid> = sqlx::query_scalar(
+        "SELECT j.id FROM (
+             SELECT id, queue_name, status, completed_at,
+                    row_number() OVER (PARTITION BY queue_name, status
+                                       ORDER BY completed_at DESC NULLS FIRST, id DESC) AS rank
+             FROM jobs) j
+         JOIN unnest($1::text[], $2::text[], $3::float8[], $4::bigint[]) AS p(q, s, age, keep)
+           ON p.q = j.queue_name AND p.s = j.status
+         WHERE j.completed_at < now() - make_interval(secs => p.age)
+           AND j.rank > p.keep",
+    )
+    .bind(&queues)
+    .bind(&states)
+    .bind(&ages)
+    .bind(&keeps)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let before = ids(&env).await;
+
+    let deleted = Scheduler::new(env.conveyor.clone()).prune().await.unwrap();
+
+    let after = ids(&env).await;
+    let expected: std::collections::BTreeSet<Uuid> = before.difference(&doomed).copied().collect();
+    assert_eq!(deleted as usize, doomed.len());
+    assert_eq!(
+        after, expected,
+        "exactly the records the policy names are gone"
+    );
+    // The figures the seed implies: 89 records per 400 are younger than an hour,
+    // 179 younger than two; a record without a finish time stays and sorts newest
+    // (one of the 150 kept).
+    assert_eq!(count(&env, Q, "COMPLETED").await, 150);
+    assert_eq!(count(&env, Q, "FAILED").await, 179 + 1);
+    assert_eq!(count(&env, "book_data", "COMPLETED").await, 89);
+    assert_eq!(count(&env, "book_data", "FAILED").await, 400);
+    assert_eq!(count(&env, "author_data", "COMPLETED").await, 400);
+    assert_eq!(count(&env, "author_data", "FAILED").await, 200);
+    // Attempts went with their jobs; the counters follow the deletions.
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_executions e WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = e.job_id)",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM job_executions")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    let dated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE status IN ('COMPLETED', 'FAILED') AND completed_at IS NOT NULL",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, dated);
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT queue_name, status, count(*) FROM jobs GROUP BY 1, 2")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    for (queue, status, n) in rows {
+        let status: JobStatus = status.parse().unwrap();
+        assert_eq!(counted(&env, &queue, status).await, n, "{queue} {status:?}");
+    }
+    // A second pass (or another scheduler) finds nothing more.
+    assert_eq!(
+        Scheduler::new(env.conveyor.clone()).prune().await.unwrap(),
+        0
+    );
+}
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan.
+fn nodes(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![&plan[0]["Plan"]];
+    while let Some(node) = stack.pop() {
+        out.push(node);
+        if let Some(children) = node["Plans"].as_array() {
+            stack.extend(children);
+        }
+    }
+    out
+}
+
+#[sqlx::test]
+async fn retention_reads_through_its_index_without_sorting(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    seed_finished(&env, Q, "COMPLETED", 50_000, 0).await;
+    seed_finished(&env, Q, "FAILED", 5_000, 0).await;
+    seed_finished(&env, "book_data", "COMPLETED", 5_000, 0).await;
+    sqlx::query("ANALYZE jobs")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    for generic in [false, true] {
+        for status in [JobStatus::Completed, JobStatus::Failed] {
+            let plans = env
+                .conveyor
+                .store()
+                .explain_prune(Q, status, generic)
+                .await
+                .unwrap();
+            assert_eq!(plans.len(), 2);
+            for plan in &plans {
+                let all = nodes(plan);
+                let kinds: Vec<&str> = all.iter().filter_map(|n| n["Node Type"].as_str()).collect();
+                assert!(
+                    !kinds.iter().any(|k| *k == "Sort" || *k == "Seq Scan"),
+                    "generic {generic}, {status:?}: {kinds:?}\n{plan:#}"
+                );
+                assert!(
+                    all.iter()
+                        .any(|n| n["Index Name"].as_str() == Some("jobs_finished_idx")),
+                    "generic {generic}, {status:?}: no scan of jobs_finished_idx\n{plan:#}"
+                );
+            }
+        }
+    }
+}
