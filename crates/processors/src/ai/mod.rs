@@ -1,0 +1,1 @@
+//! Language-model provider clients (OpenAI-compatible chat completions, Anthropic Messages).

@@ -1,0 +1,1 @@
+//! The EPUB reader: container, package document, spine and chapter text, within limits.

@@ -1,0 +1,1 @@
+//! The Wikidata and Commons client.
