@@ -53,8 +53,14 @@ async fn backoffs_and_retry_delays_beyond_a_year_are_refused_at_input(pool: PgPo
         json!({"type": "exponential", "delayMs": u64::MAX}),
     ] {
         let body = json!({"queueName": Q, "jobType": "NOOP", "payload": {}, "backoff": backoff});
-        let (status, error) =
-            send_json(&app, Method::POST, "/api/admin/jobs", Some("admin"), Some(body)).await;
+        let (status, error) = send_json(
+            &app,
+            Method::POST,
+            "/api/admin/jobs",
+            Some("admin"),
+            Some(body),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{backoff}: {error}");
         let message = error["error"]["message"].as_str().unwrap_or_default();
         assert!(message.starts_with("backoff: "), "{message}");
@@ -91,8 +97,14 @@ async fn a_nul_character_in_a_payload_or_key_is_a_400_naming_the_field(pool: PgP
     for (payload, key, field) in cases {
         let body = json!({"queueName": Q, "jobType": "ECHO", "payload": payload,
                           "idempotencyKey": key});
-        let (status, error) =
-            send_json(&app, Method::POST, "/api/admin/jobs", Some("admin"), Some(body)).await;
+        let (status, error) = send_json(
+            &app,
+            Method::POST,
+            "/api/admin/jobs",
+            Some("admin"),
+            Some(body),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
         let message = error["error"]["message"].as_str().unwrap_or_default();
         assert!(message.starts_with(&format!("{field}: ")), "{message}");
@@ -203,7 +215,11 @@ async fn an_attempt_of_an_earlier_run_cannot_write_to_the_current_run(pool: PgPo
     let lease = Duration::from_secs(30);
 
     // Worker A claims run 1's attempt 1 and freezes; its lease runs out.
-    let zombie = store.claim(&[id], "worker-a", lease).await.unwrap().remove(0);
+    let zombie = store
+        .claim(&[id], "worker-a", lease)
+        .await
+        .unwrap()
+        .remove(0);
     sqlx::query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
         .bind(id)
         .execute(&env.pool)
@@ -213,7 +229,11 @@ async fn an_attempt_of_an_earlier_run_cannot_write_to_the_current_run(pool: PgPo
     assert_eq!(recovered[0].status, "FAILED");
     // An admin retries the job; worker B claims run 2's attempt 1.
     env.conveyor.retry(id).await.unwrap();
-    let current = store.claim(&[id], "worker-b", lease).await.unwrap().remove(0);
+    let current = store
+        .claim(&[id], "worker-b", lease)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!((current.runs, current.attempts), (2, 1));
 
     // A wakes up and reports its attempt 1 done.

@@ -357,7 +357,10 @@ impl TestEnv {
             if exists {
                 return;
             }
-            assert!(Instant::now() < deadline, "no worker looked at {queue} within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "no worker looked at {queue} within 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -381,7 +384,7 @@ impl TestEnv {
 
     /// A plain Redis connection (for assertions on keys).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
+        redis::Client::open(self.redis_url.as_str())
             .unwrap()
             .get_multiplexed_async_connection()
             .await

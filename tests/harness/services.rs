@@ -26,10 +26,13 @@ fn wait_port(port: u16, up: bool, timeout: Duration) {
     }
 }
 
-/// A `redis-server` of the test's own, keeping nothing on disk.
+/// A `redis-server` of the test's own. It writes a snapshot only when told to
+/// ([`RedisServer::save`]), and, when started with [`RedisServer::start_with_snapshots`],
+/// loads the last one when it starts again, as a Redis restored from a backup does.
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    dir: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -37,9 +40,34 @@ impl RedisServer {
         let mut server = Self {
             port: free_port(),
             child: None,
+            dir: None,
         };
         server.restart();
         server
+    }
+
+    /// A server that keeps its snapshots in a directory of its own.
+    pub fn start_with_snapshots() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("conveyor-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+            dir: Some(dir),
+        };
+        server.restart();
+        server
+    }
+
+    /// Writes a snapshot of everything now (SAVE).
+    pub fn save(&self) {
+        assert!(self.dir.is_some(), "started without a snapshot directory");
+        let mut conn = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("SAVE").query(&mut conn).unwrap();
     }
 
     pub fn url(&self) -> String {
@@ -49,17 +77,21 @@ impl RedisServer {
     /// Starts it again (empty, as after a crash) on the same port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(dir) = &self.dir {
+            cmd.arg("--dir").arg(dir);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
@@ -67,7 +99,7 @@ impl RedisServer {
         wait_port(self.port, true, Duration::from_secs(10));
     }
 
-    /// Kills it (all data lost).
+    /// Kills it (all data since the last snapshot lost).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -88,6 +120,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -299,7 +299,7 @@ fn statuses(written: Vec<(Uuid, String)>) -> HashMap<Uuid, JobStatus> {
 
 /// Runs a store write until it succeeds or fails for a reason a retry cannot fix:
 /// while the database is unreachable results are kept, never dropped. Backs off
-/// from 100 ms to 5 s.
+/// from 100 ms to 2 s (the claim loop's cap too: work resumes soon after an outage).
 async fn write_durably<T, F, Fut>(what: &str, mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
@@ -312,7 +312,7 @@ where
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what}: write failed; keeping the results and retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => return Err(e),
         }
