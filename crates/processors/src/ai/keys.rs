@@ -7,7 +7,9 @@ use std::sync::Arc;
 /// Looks up a key by the name of its environment variable. Read at each call, so a
 /// key set or rotated in the environment is used without rebuilding the client.
 #[derive(Clone)]
-pub struct KeySource(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct KeySource(Arc<Lookup>);
+
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl KeySource {
     /// The process environment (the default).
