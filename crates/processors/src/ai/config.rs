@@ -125,6 +125,7 @@ pub struct JobTypeRoute {
 }
 
 impl JobTypeRoute {
+    /// A route to `provider`, then to each of `fallback` in order.
     pub fn new(provider: impl Into<String>, fallback: &[&str]) -> Self {
         Self {
             provider: provider.into(),

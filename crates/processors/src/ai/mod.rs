@@ -8,6 +8,32 @@
 //! Errors are classified per provider ([`AiError::retryable`], [`AiError::retry_after`]).
 //! Keys are read from the environment variables the configuration names, at each call,
 //! and never appear in `Debug` output or error messages.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use processors::ai::{AiClient, AiConfig, AiMetrics};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Bio {
+//!     bio: String,
+//! }
+//!
+//! let registry = prometheus::Registry::new();
+//! let redis = redis::aio::ConnectionManager::new(redis::Client::open("redis://127.0.0.1")?).await?;
+//! let client = AiClient::builder(AiConfig::from_sections(None, None)?)
+//!     .shared_limits(redis, "conveyor")
+//!     .metrics(AiMetrics::register(&registry)?)
+//!     .build()?;
+//! let answer = client
+//!     .ask::<Bio>("GENERATE_BIO", "You write short biographies.", "Lu Xun")
+//!     .await?;
+//! println!("{} ({} output tokens)", answer.value.bio, answer.usage.output_tokens);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! When Redis fails, the shared windows fail open: the request is sent and a warning
+//! logged (see `limits.rs`), because the provider still enforces its own limits.
 
 mod answer;
 mod classify;
