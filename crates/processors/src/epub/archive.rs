@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use zip::ZipArchive;
@@ -100,49 +100,67 @@ impl Archive {
     }
 
     fn read_index(&mut self, index: usize, name: &str) -> Result<Vec<u8>, EpubError> {
-        let limits = self.limits;
-        let corrupt = |reason: String| EpubError::CorruptEntry {
-            entry: name.to_owned(),
-            reason,
-        };
         let file = self
             .zip
             .by_index(index)
-            .map_err(|err| corrupt(err.to_string()))?;
-        let ratio_cap = ratio_cap(file.compressed_size(), &limits);
-        // Never trust the declared size: one byte past the limit proves the entry too big.
-        let mut reader = file.take(limits.max_entry_bytes.saturating_add(1));
-        let mut bytes = Vec::new();
-        let mut chunk = vec![0u8; READ_CHUNK];
-        loop {
-            let n = match reader.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(corrupt(err.to_string())),
-            };
-            let len = bytes.len() as u64 + n as u64;
-            if len > limits.max_entry_bytes {
-                return Err(EpubError::EntryTooLarge {
-                    entry: name.to_owned(),
-                    limit: limits.max_entry_bytes,
-                });
-            }
-            if len > ratio_cap {
-                return Err(EpubError::CompressionRatio {
-                    entry: name.to_owned(),
-                    limit: limits.max_ratio,
-                });
-            }
-            if self.read_total.saturating_add(len) > limits.max_total_bytes {
-                return Err(EpubError::ArchiveTooLarge {
-                    limit: limits.max_total_bytes,
-                });
-            }
-            bytes.extend_from_slice(&chunk[..n]);
-        }
+            .map_err(|err| EpubError::CorruptEntry {
+                entry: name.to_owned(),
+                reason: err.to_string(),
+            })?;
+        let compressed = file.compressed_size();
+        let bytes = read_limited(file, name, compressed, self.read_total, &self.limits)?;
         self.read_total = self.read_total.saturating_add(bytes.len() as u64);
         Ok(bytes)
+    }
+}
+
+/// Reads one entry's decompressed bytes, counting what really comes out: over
+/// `max_entry_bytes`, over `max_ratio` times `compressed`, or over what is left of
+/// `max_total_bytes` after `read_before`, and reading stops with an error. The ZIP
+/// reader also refuses output beyond the declared size; this does not rely on it.
+fn read_limited(
+    source: impl Read,
+    name: &str,
+    compressed: u64,
+    read_before: u64,
+    limits: &EpubLimits,
+) -> Result<Vec<u8>, EpubError> {
+    let ratio_cap = ratio_cap(compressed, limits);
+    // One byte past the limit is enough to prove the entry too big.
+    let mut reader = source.take(limits.max_entry_bytes.saturating_add(1));
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => n,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) => {
+                return Err(EpubError::CorruptEntry {
+                    entry: name.to_owned(),
+                    reason: err.to_string(),
+                })
+            }
+        };
+        let len = bytes.len() as u64 + n as u64;
+        if len > limits.max_entry_bytes {
+            return Err(EpubError::EntryTooLarge {
+                entry: name.to_owned(),
+                limit: limits.max_entry_bytes,
+            });
+        }
+        if len > ratio_cap {
+            return Err(EpubError::CompressionRatio {
+                entry: name.to_owned(),
+                limit: limits.max_ratio,
+            });
+        }
+        if read_before.saturating_add(len) > limits.max_total_bytes {
+            return Err(EpubError::ArchiveTooLarge {
+                limit: limits.max_total_bytes,
+            });
+        }
+        bytes.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -179,5 +197,79 @@ fn io_error(path: &Path, source: std::io::Error) -> EpubError {
     EpubError::Io {
         path: PathBuf::from(path),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::repeat;
+
+    use super::*;
+
+    const LIMITS: EpubLimits = EpubLimits {
+        max_entry_bytes: 1_000_000,
+        max_total_bytes: 3_000_000,
+        max_ratio: 100,
+    };
+
+    /// A source yielding `len` bytes, whatever any header claimed.
+    fn source(len: u64) -> impl Read {
+        repeat(b'a').take(len)
+    }
+
+    #[test]
+    fn reads_within_limits() {
+        let bytes = read_limited(source(500_000), "e", 10_000, 0, &LIMITS).unwrap();
+        assert_eq!(bytes.len(), 500_000);
+    }
+
+    #[test]
+    fn stops_one_byte_past_the_entry_limit() {
+        let err = read_limited(source(u64::MAX), "e", u64::MAX / 200, 0, &LIMITS).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EpubError::EntryTooLarge {
+                    limit: 1_000_000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let exact = read_limited(source(1_000_000), "e", 1_000_000, 0, &LIMITS).unwrap();
+        assert_eq!(exact.len(), 1_000_000);
+    }
+
+    #[test]
+    fn stops_when_output_outgrows_the_compressed_size() {
+        let err = read_limited(source(u64::MAX), "e", 1_000, 0, &LIMITS).unwrap_err();
+        assert!(
+            matches!(err, EpubError::CompressionRatio { limit: 100, .. }),
+            "{err:?}"
+        );
+        // Small entries are not held to the ratio.
+        assert!(read_limited(source(RATIO_FLOOR_BYTES), "e", 1, 0, &LIMITS).is_ok());
+    }
+
+    #[test]
+    fn stops_when_the_archive_total_is_reached() {
+        let err = read_limited(source(600_000), "e", 600_000, 2_500_000, &LIMITS).unwrap_err();
+        assert!(
+            matches!(err, EpubError::ArchiveTooLarge { limit: 3_000_000 }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn declared_sizes_are_checked_before_reading() {
+        assert!(check_size("e", 1_000_000, 10_000, &LIMITS).is_ok());
+        assert!(matches!(
+            check_size("e", 1_000_001, 1_000_001, &LIMITS),
+            Err(EpubError::EntryTooLarge { .. })
+        ));
+        assert!(matches!(
+            check_size("e", 200_000, 1_000, &LIMITS),
+            Err(EpubError::CompressionRatio { .. })
+        ));
     }
 }

@@ -265,9 +265,10 @@ impl TextBuilder {
     }
 }
 
-/// Words in the text: runs of letters and digits (so "don't" and "well-known" are one
-/// word each and a lone dash is none), plus one per CJK character, since those scripts
-/// do not separate words with spaces.
+/// Words in the text: runs of letters and digits, which apostrophes, hyphens and the
+/// marks inside numbers do not break ("don't", "well-known" and "1,000" are one word
+/// each, "lait—please" two, a lone dash none), plus one per CJK character, since
+/// those scripts do not separate words with spaces.
 pub fn count_words(text: &str) -> usize {
     let mut count = 0;
     let mut in_word = false;
@@ -280,7 +281,7 @@ pub fn count_words(text: &str) -> usize {
                 count += 1;
                 in_word = true;
             }
-        } else if c.is_whitespace() {
+        } else if !matches!(c, '\'' | '\u{2019}' | '-' | '\u{2010}' | '.' | ',') {
             in_word = false;
         }
     }
@@ -356,6 +357,7 @@ mod tests {
     #[test]
     fn words_are_counted() {
         assert_eq!(count_words("Don't stop — well-known 1,000 words."), 5);
+        assert_eq!(count_words("lait\u{2014}please, \u{201c}quoted\u{201d}"), 3);
         assert_eq!(count_words("我爱读书 ok"), 5);
         assert_eq!(count_words(""), 0);
     }
