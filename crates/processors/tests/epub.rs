@@ -173,7 +173,7 @@ const EPUB3_OPF: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
   </manifest>
   <spine>
     <itemref idref="cover" linear="no"/>
-    <itemref idref="nav" linear="no"/>
+    <itemref idref="nav"/>
     <itemref idref="c1"/>
     <itemref idref="plate"/>
     <itemref idref="c2"/>
@@ -257,8 +257,8 @@ fn epub3_with_nav_reads_metadata_and_chapters_in_spine_order() {
             (1, Some("Chapter Two"), 11),
             (2, Some("Three The End"), 4),
         ],
-        "non-linear cover and nav and the text-less plate are skipped; titles from the \
-         toc nav, else the first heading"
+        "the non-linear cover, the nav document and the text-less plate are skipped; \
+         titles from the toc nav, else the first heading"
     );
     assert_eq!(
         book.chapters[0].text,

@@ -7,9 +7,10 @@
 //!
 //! Choices a caller may notice:
 //! - Chapters follow the spine. Items marked `linear="no"` (covers, pop-up notes, a
-//!   table of contents kept out of the reading flow) are skipped, as are spine items
-//!   that are not (X)HTML and documents without visible text; `index` counts the
-//!   chapters kept, from 0.
+//!   table of contents kept out of the reading flow) are skipped, as are the EPUB 3
+//!   navigation document (a list of titles, not text), spine items that are not
+//!   (X)HTML and documents without visible text; `index` counts the chapters kept,
+//!   from 0.
 //! - A chapter's title is the table of contents' label for its document (EPUB 3 nav,
 //!   else NCX), else its first heading.
 //! - The title falls back to the file name, the language to the package's `xml:lang`
@@ -110,18 +111,16 @@ pub fn read_epub(
     let container = archive
         .read(CONTAINER)?
         .ok_or(EpubError::MissingContainer)?;
-    let opf_path = package::rootfile(&decode(&container))?;
-    drop(container);
+    let opf_path = package::rootfile(&decode(container))?;
     let opf = archive
         .read(&opf_path)?
         .ok_or_else(|| EpubError::MissingPackage {
             path: opf_path.clone(),
         })?;
-    let package = package::parse(&opf_path, &decode(&opf))?;
-    drop(opf);
+    let package = package::parse(&opf_path, &decode(opf))?;
 
     if let Some(encryption) = archive.read(encryption::ENCRYPTION)? {
-        encryption::check(&decode(&encryption), &package)?;
+        encryption::check(&decode(encryption), &package)?;
     }
     // Every spine document must be there before any is decompressed.
     for spine_ref in &package.spine {
@@ -146,11 +145,13 @@ pub fn read_epub(
         let Some(entry) = item.path.as_deref().filter(|_| is_html(&item.media_type)) else {
             continue;
         };
+        if package.nav.as_deref() == Some(entry) {
+            continue;
+        }
         let Some(bytes) = archive.read(entry)? else {
             continue;
         };
-        let extracted = text::xhtml_to_text(entry, &decode(&bytes))?;
-        drop(bytes);
+        let extracted = text::xhtml_to_text(entry, &decode(bytes))?;
         if first_lang.is_none() {
             first_lang = extracted.lang;
         }
@@ -181,7 +182,7 @@ pub fn read_epub(
 fn toc_labels(archive: &mut Archive, package: &Package) -> Result<Labels, EpubError> {
     if let Some(nav) = &package.nav {
         if let Some(bytes) = archive.read(nav)? {
-            let labels = toc::nav_labels(nav, &decode(&bytes));
+            let labels = toc::nav_labels(nav, &decode(bytes));
             if !labels.is_empty() {
                 return Ok(labels);
             }
@@ -189,7 +190,7 @@ fn toc_labels(archive: &mut Archive, package: &Package) -> Result<Labels, EpubEr
     }
     if let Some(ncx) = &package.ncx {
         if let Some(bytes) = archive.read(ncx)? {
-            return Ok(toc::ncx_labels(ncx, &decode(&bytes)));
+            return Ok(toc::ncx_labels(ncx, &decode(bytes)));
         }
     }
     Ok(Labels::new())

@@ -298,13 +298,20 @@ fn is_cjk(c: char) -> bool {
 }
 
 /// Decodes a document's bytes: UTF-16 when it says so with a byte order mark, UTF-8
-/// otherwise, with invalid sequences replaced rather than refused.
-pub(crate) fn decode(bytes: &[u8]) -> Cow<'_, str> {
-    match bytes {
-        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest),
-        [0xFF, 0xFE, rest @ ..] => Cow::Owned(utf16(rest, u16::from_le_bytes)),
-        [0xFE, 0xFF, rest @ ..] => Cow::Owned(utf16(rest, u16::from_be_bytes)),
-        _ => String::from_utf8_lossy(bytes),
+/// otherwise, with invalid sequences replaced rather than refused. Valid UTF-8 is
+/// taken over without a copy, so a large entry is not held twice.
+pub(crate) fn decode(bytes: Vec<u8>) -> String {
+    match bytes.as_slice() {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        _ => {
+            let mut text = String::from_utf8(bytes)
+                .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
+            if text.starts_with('\u{feff}') {
+                text.drain(..'\u{feff}'.len_utf8());
+            }
+            text
+        }
     }
 }
 
@@ -352,6 +359,14 @@ mod tests {
             text("<p>x</p><ruby>漢<rp>(</rp><rt>kan</rt></ruby>"),
             "x\n\n漢"
         );
+    }
+
+    #[test]
+    fn byte_order_marks_choose_the_encoding() {
+        assert_eq!(decode(vec![0xFF, 0xFE, b'h', 0, b'i', 0]), "hi");
+        assert_eq!(decode(vec![0xFE, 0xFF, 0, b'h', 0, b'i']), "hi");
+        assert_eq!(decode(b"\xEF\xBB\xBFhi".to_vec()), "hi");
+        assert_eq!(decode(b"h\xFFi".to_vec()), "h\u{FFFD}i");
     }
 
     #[test]
