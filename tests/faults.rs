@@ -244,6 +244,9 @@ async fn slowest_rescue(
         .unwrap_or_default()
 }
 
+/// ZMSCORE's answer: each member's score, or None when it is not in the set.
+type Scores = Vec<Option<f64>>;
+
 /// Waits until every job of `ids` accepted before `since` that PostgreSQL says is
 /// waiting is in Redis again (ready, delayed or in flight); returns how long from
 /// `since` that took.
@@ -278,26 +281,25 @@ async fn until_back_in_redis(
         for chunk in waiting.chunks(1_000) {
             let members: Vec<String> = chunk.iter().map(|(id, _)| id.to_string()).collect();
             let delayed: Vec<String> = chunk.iter().map(|(id, p)| format!("{p}|{id}")).collect();
-            let (ready, inflight, later): (Vec<Option<f64>>, Vec<Option<f64>>, Vec<Option<f64>>) =
-                redis::pipe()
-                    .cmd("ZMSCORE")
-                    .arg(&keys.ready)
-                    .arg(&members)
-                    .cmd("ZMSCORE")
-                    .arg(&keys.inflight)
-                    .arg(&members)
-                    .cmd("ZMSCORE")
-                    .arg(&keys.delayed)
-                    .arg(&delayed)
-                    .query_async(&mut redis)
-                    .await
-                    .unwrap_or_else(|_| {
-                        (
-                            vec![None; chunk.len()],
-                            vec![None; chunk.len()],
-                            vec![None; chunk.len()],
-                        )
-                    });
+            let (ready, inflight, later): (Scores, Scores, Scores) = redis::pipe()
+                .cmd("ZMSCORE")
+                .arg(&keys.ready)
+                .arg(&members)
+                .cmd("ZMSCORE")
+                .arg(&keys.inflight)
+                .arg(&members)
+                .cmd("ZMSCORE")
+                .arg(&keys.delayed)
+                .arg(&delayed)
+                .query_async(&mut redis)
+                .await
+                .unwrap_or_else(|_| {
+                    (
+                        vec![None; chunk.len()],
+                        vec![None; chunk.len()],
+                        vec![None; chunk.len()],
+                    )
+                });
             missing += (0..chunk.len())
                 .filter(|&i| ready[i].is_none() && inflight[i].is_none() && later[i].is_none())
                 .count();
