@@ -45,6 +45,13 @@ use crate::AppState;
         routes::system::summary,
         routes::system::errors,
         routes::system::metrics,
+        routes::authors::create,
+        routes::authors::list,
+        routes::authors::get_one,
+        routes::books::list,
+        routes::books::get_one,
+        routes::quotes::list,
+        routes::quotes::get_one,
         routes::health::health,
         openapi_json,
     ),
@@ -57,6 +64,9 @@ use crate::AppState;
         (name = "workers", description = "Live workers"),
         (name = "schedules", description = "Cron-scheduled jobs"),
         (name = "system", description = "Health, status, metrics, this document"),
+        (name = "authors", description = "Authors of the domain queues' books"),
+        (name = "books", description = "Imported books (without their text)"),
+        (name = "quotes", description = "Quotes extracted from books, with categories and translations"),
     )
 )]
 pub struct ApiDoc;
