@@ -638,6 +638,11 @@ async fn the_openapi_document_describes_the_domain_shapes(pool: PgPool) {
     for code in ["201", "400", "401", "403", "409"] {
         assert!(created.get(code).is_some(), "POST /authors lacks {code}");
     }
+    // A created author links to its read, so fuzzers reach the id route.
+    assert_eq!(
+        created["201"]["links"]["GetAuthor"]["operationId"],
+        "getAuthor"
+    );
 }
 
 // ---------------------------------------------------------------------------------

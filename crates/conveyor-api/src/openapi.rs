@@ -135,11 +135,14 @@ fn name_values(doc: &mut Value, queues: &[Value], types: &[Value]) {
             }
         }
     }
-    // Links from a created job to the routes that take its id (not to the event
-    // stream, which stays open while the job waits), so fuzzers reach them.
+    // Links from a created job or author to the routes that take its id (not to a
+    // job's event stream, which stays open while the job waits), so fuzzers reach
+    // them.
+    let link = |op: &str| json!({"operationId": op, "parameters": {"id": "$response.body#/id"}});
+    if let Some(created) = doc.pointer_mut("/paths/~1api~1admin~1authors/post/responses/201") {
+        created["links"] = json!({ "GetAuthor": link("getAuthor") });
+    }
     if let Some(created) = doc.pointer_mut("/paths/~1api~1admin~1jobs/post/responses/201") {
-        let link =
-            |op: &str| json!({"operationId": op, "parameters": {"id": "$response.body#/id"}});
         created["links"] = json!({
             "GetJob": link("getJob"),
             "ListChildren": link("listChildren"),
