@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use conveyor_tests::{bin_path, ApiProcess, TestEnv};
 use queue_core::job::{JobStatus, NewJob};
+use queue_core::store::{NewBook, NewChapter, NewQuote};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -243,6 +244,9 @@ async fn json_output_parses_for_every_reading_command(pool: PgPool) {
         vec!["dlq", "list", Q],
         vec!["workers"],
         vec!["status"],
+        vec!["authors"],
+        vec!["books", "list"],
+        vec!["quotes", "list"],
     ];
     for args in cases {
         // --json is global: before or after the command.
@@ -725,4 +729,202 @@ async fn status_reports_health(pool: PgPool) {
     // /health needs no token: without one, status still works (system skipped).
     let ran = run_ctl(&api.url, None, &["status"]).await;
     assert!(ran.ok().contains("skipped (no token)"), "{ran:#?}");
+}
+
+#[sqlx::test]
+async fn authors_create_list_and_get(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let text = ctl(
+        &api,
+        &[
+            "authors",
+            "create",
+            "Jane Austen",
+            "--wikidata-id",
+            "Q36322",
+        ],
+    )
+    .await
+    .ok()
+    .to_string();
+    let id = field(&text, "id").expect("id line").to_string();
+    assert_eq!(field(&text, "name"), Some("Jane Austen"), "{text}");
+    assert_eq!(field(&text, "wikidataId"), Some("Q36322"), "{text}");
+    let other = ctl(&api, &["authors", "create", "Anonymous", "--json"])
+        .await
+        .json();
+    assert_eq!(other["wikidataId"], Value::Null);
+
+    // The API's refusals: a taken id (409) and a malformed one (400) exit 1.
+    ctl(
+        &api,
+        &["authors", "create", "J. Austen", "--wikidata-id", "Q36322"],
+    )
+    .await
+    .failed(1, "conflict: wikidataId");
+    ctl(&api, &["authors", "create", "X", "--wikidata-id", "42"])
+        .await
+        .failed(1, "invalid_field: wikidataId");
+
+    // `authors` alone lists, newest first, as `authors list` does.
+    for args in [&["authors"][..], &["authors", "list"][..]] {
+        let text = ctl(&api, args).await.ok().to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["ID", "NAME", "WIKIDATA", "BORN", "DIED", "CREATED", "AT"],
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with(other["id"].as_str().unwrap()),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with(&id) && lines[2].contains("Q36322"),
+            "{text}"
+        );
+        assert!(lines[3].contains("page 1 of 1, 2 authors in all"), "{text}");
+    }
+    let page = ctl(
+        &api,
+        &["authors", "list", "--limit", "1", "--page", "2", "--json"],
+    )
+    .await
+    .json();
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"][0]["id"], id);
+
+    let text = ctl(&api, &["authors", "get", &id]).await.ok().to_string();
+    assert_eq!(field(&text, "name"), Some("Jane Austen"), "{text}");
+    assert_eq!(field(&text, "countries"), Some("[]"), "{text}");
+    let missing = Uuid::new_v4().to_string();
+    let ran = ctl(&api, &["authors", "get", &missing]).await;
+    ran.failed(4, "not_found:");
+    assert!(ran.stderr.contains(&missing), "{ran:#?}");
+    ctl(&api, &["authors", "list", "--limit", "101"])
+        .await
+        .failed(1, "invalid_field: limit:");
+}
+
+#[sqlx::test]
+async fn books_and_quotes_list_filter_and_get(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let api = env.spawn_api(&[]).await;
+    let store = env.conveyor.store();
+    let import = |identifier: &str, author: &str| NewBook {
+        identifier: identifier.into(),
+        title: format!("Book {identifier}"),
+        author: Some(author.into()),
+        language: Some("en".into()),
+        source_path: Some(format!("{identifier}.epub")),
+        chapters: vec![NewChapter::new(None, "three short words".into())],
+    };
+    let mine = store
+        .upsert_book(&import("b1", "Mary Shelley"))
+        .await
+        .unwrap();
+    let theirs = store
+        .upsert_book(&import("b2", "Bram Stoker"))
+        .await
+        .unwrap();
+    let author = mine.author_id.unwrap().to_string();
+    let long = "It was on a dreary night of November that I beheld the accomplishment of my toils.";
+    let ids = store
+        .insert_quotes(
+            mine.book_id,
+            &[NewQuote {
+                text: long.into(),
+                chapter: Some(5),
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .insert_quotes(
+            theirs.book_id,
+            &[NewQuote {
+                text: "Listen to them.".into(),
+                chapter: None,
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .set_quote_categories(ids[0], &["night".into(), "work".into()])
+        .await
+        .unwrap();
+    store
+        .set_quote_translation(ids[0], "zh", "十一月一个阴郁的夜晚。")
+        .await
+        .unwrap();
+
+    let text = ctl(&api, &["books", "list", "--author-id", &author])
+        .await
+        .ok()
+        .to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ID", "TITLE", "AUTHOR", "ID", "LANGUAGE", "CHAPTERS", "WORDS", "CEFR", "CREATED", "AT"],
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[1].starts_with(&mine.book_id.to_string()), "{text}");
+    assert!(
+        lines[1].contains("Book b1") && lines[1].contains(&author),
+        "{text}"
+    );
+    assert!(lines[2].contains("page 1 of 1, 1 books in all"), "{text}");
+    let all = ctl(&api, &["books", "--json"]).await.json();
+    assert_eq!(all["total"], 2);
+    let text = ctl(&api, &["books", "get", &mine.book_id.to_string()])
+        .await
+        .ok()
+        .to_string();
+    assert_eq!(field(&text, "title"), Some("Book b1"), "{text}");
+    assert_eq!(field(&text, "wordCount"), Some("3"), "{text}");
+    ctl(&api, &["books", "list", "--author-id", "nope"])
+        .await
+        .failed(1, "invalid_field: authorId:");
+
+    let text = ctl(
+        &api,
+        &["quotes", "list", "--book-id", &mine.book_id.to_string()],
+    )
+    .await
+    .ok()
+    .to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ID", "BOOK", "ID", "CHAPTER", "CATEGORIES", "TEXT"],
+        "{text}"
+    );
+    assert!(lines[1].starts_with(&ids[0].to_string()), "{text}");
+    assert!(
+        lines[1].contains(" 5 ") && lines[1].contains("night,work"),
+        "{text}"
+    );
+    assert!(
+        lines[1].ends_with('…') && lines[1].contains("It was on a dreary night"),
+        "long texts are cut: {text}"
+    );
+    assert!(lines[2].contains("1 quotes in all"), "{text}");
+    let quote = ctl(&api, &["quotes", "get", &ids[0].to_string(), "--json"])
+        .await
+        .json();
+    assert_eq!(quote["text"], long);
+    assert_eq!(quote["translations"]["zh"], "十一月一个阴郁的夜晚。");
+    let text = ctl(&api, &["quotes"]).await.ok().to_string();
+    assert!(text.contains("2 quotes in all"), "{text}");
+    ctl(&api, &["quotes", "get", &Uuid::new_v4().to_string()])
+        .await
+        .failed(4, "not_found:");
+    // No quotes on a page past the data.
+    let text = ctl(&api, &["quotes", "list", "--page", "5"])
+        .await
+        .ok()
+        .to_string();
+    assert_eq!(text, "no quotes (page 5, 2 in all)\n");
 }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use queue_core::error::{BrokerError, EnqueueError, JobStateError, StoreError};
-use queue_core::store::DispatchError;
+use queue_core::store::{DispatchError, DomainError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -116,6 +116,20 @@ impl From<JobStateError> for ApiError {
             JobStateError::NotFound(_) => Self::not_found(message),
             JobStateError::Conflict { .. } => Self::conflict(message),
             JobStateError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let message = e.to_string();
+        match e {
+            DomainError::NotFound { .. } => Self::not_found(message),
+            DomainError::Invalid { .. } => Self::bad_request("invalid_field", message),
+            DomainError::WikidataIdTaken { .. } => Self::conflict(message),
+            DomainError::Store(e) => e.into(),
+            // Future refusals are the caller's input until told otherwise.
+            _ => Self::bad_request("invalid_field", message),
         }
     }
 }

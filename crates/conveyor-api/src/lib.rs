@@ -79,6 +79,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/admin/system/status"),
     ("GET", "/api/admin/metrics/summary"),
     ("GET", "/api/admin/errors"),
+    ("POST", "/api/admin/authors"),
+    ("GET", "/api/admin/authors"),
+    ("GET", "/api/admin/authors/{id}"),
+    ("GET", "/api/admin/books"),
+    ("GET", "/api/admin/books/{id}"),
+    ("GET", "/api/admin/quotes"),
+    ("GET", "/api/admin/quotes/{id}"),
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/metrics"),
@@ -123,6 +130,15 @@ pub fn router(state: AppState) -> Router {
         .route("/system/status", get(routes::system::status))
         .route("/metrics/summary", get(routes::system::summary))
         .route("/errors", get(routes::system::errors))
+        .route(
+            "/authors",
+            post(routes::authors::create).get(routes::authors::list),
+        )
+        .route("/authors/{id}", get(routes::authors::get_one))
+        .route("/books", get(routes::books::list))
+        .route("/books/{id}", get(routes::books::get_one))
+        .route("/quotes", get(routes::quotes::list))
+        .route("/quotes/{id}", get(routes::quotes::get_one))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

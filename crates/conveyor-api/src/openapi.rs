@@ -45,6 +45,13 @@ use crate::AppState;
         routes::system::summary,
         routes::system::errors,
         routes::system::metrics,
+        routes::authors::create,
+        routes::authors::list,
+        routes::authors::get_one,
+        routes::books::list,
+        routes::books::get_one,
+        routes::quotes::list,
+        routes::quotes::get_one,
         routes::health::health,
         openapi_json,
     ),
@@ -57,6 +64,9 @@ use crate::AppState;
         (name = "workers", description = "Live workers"),
         (name = "schedules", description = "Cron-scheduled jobs"),
         (name = "system", description = "Health, status, metrics, this document"),
+        (name = "authors", description = "Authors of the domain queues' books"),
+        (name = "books", description = "Imported books (without their text)"),
+        (name = "quotes", description = "Quotes extracted from books, with categories and translations"),
     )
 )]
 pub struct ApiDoc;
@@ -125,11 +135,14 @@ fn name_values(doc: &mut Value, queues: &[Value], types: &[Value]) {
             }
         }
     }
-    // Links from a created job to the routes that take its id (not to the event
-    // stream, which stays open while the job waits), so fuzzers reach them.
+    // Links from a created job or author to the routes that take its id (not to a
+    // job's event stream, which stays open while the job waits), so fuzzers reach
+    // them.
+    let link = |op: &str| json!({"operationId": op, "parameters": {"id": "$response.body#/id"}});
+    if let Some(created) = doc.pointer_mut("/paths/~1api~1admin~1authors/post/responses/201") {
+        created["links"] = json!({ "GetAuthor": link("getAuthor") });
+    }
     if let Some(created) = doc.pointer_mut("/paths/~1api~1admin~1jobs/post/responses/201") {
-        let link =
-            |op: &str| json!({"operationId": op, "parameters": {"id": "$response.body#/id"}});
         created["links"] = json!({
             "GetJob": link("getJob"),
             "ListChildren": link("listChildren"),

@@ -208,6 +208,15 @@ pub struct ListFilter {
     pub limit: Option<u64>,
 }
 
+/// A page of the authors, books or quotes list (rows kept as sent).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub page: i64,
+    pub limit: i64,
+    pub total: i64,
+}
+
 /// Body of the clean route.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -550,6 +559,31 @@ impl Client {
             None,
         )
         .await
+    }
+
+    /// `GET /api/admin/{authors|books|quotes}?…`; `query` holds the filters given.
+    pub async fn list_page(
+        &self,
+        resource: &str,
+        query: &[(&str, String)],
+    ) -> Result<Reply<Page>, ClientError> {
+        let mut url = self.admin(&[resource]);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.call(Method::GET, url, None).await
+    }
+
+    /// `GET /api/admin/{authors|books|quotes}/:id`.
+    pub async fn get_one(&self, resource: &str, id: &str) -> Result<Reply<Value>, ClientError> {
+        self.call(Method::GET, self.admin(&[resource, id]), None)
+            .await
+    }
+
+    /// `POST /api/admin/authors`.
+    pub async fn create_author(&self, body: &Value) -> Result<Reply<Value>, ClientError> {
+        self.call(Method::POST, self.admin(&["authors"]), Some(body))
+            .await
     }
 
     /// `GET /api/admin/workers`.

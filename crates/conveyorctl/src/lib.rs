@@ -30,7 +30,8 @@ Exit codes:
      `error: <code>: <message>` from the API's error body
   2  usage error (bad arguments, a payload that is not JSON, an unreadable file)
   3  the API cannot be reached or answered 5xx (`status`: the API is unhealthy)
-  4  not found (404: no such job, or a route this API does not serve)
+  4  not found (404: no such job, author, book or quote, or a route this API
+     does not serve)
 
 Environment:
   CONVEYOR_URL    base URL of the API (default http://127.0.0.1:8080)
@@ -113,6 +114,12 @@ pub enum Command {
     Scheduled(commands::scheduled::ScheduledCommand),
     /// Live workers.
     Workers,
+    /// Authors: list (the default), get, create.
+    Authors(commands::domain::AuthorsArgs),
+    /// Imported books: list (the default, `--author-id`), get.
+    Books(commands::domain::BooksArgs),
+    /// Extracted quotes: list (the default, `--book-id`), get.
+    Quotes(commands::domain::QuotesArgs),
     /// Health of the API and its services (plus system status when served).
     Status,
 }
@@ -177,6 +184,9 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
         Command::Dlq(cmd) => commands::dlq::run(&client, out, cmd).await,
         Command::Scheduled(cmd) => commands::scheduled::run(&client, out, cmd).await,
         Command::Workers => commands::workers::list(&client, out).await,
+        Command::Authors(args) => commands::domain::authors(&client, out, args).await,
+        Command::Books(args) => commands::domain::books(&client, out, args).await,
+        Command::Quotes(args) => commands::domain::quotes(&client, out, args).await,
         Command::Status => commands::status::show(&client, out).await,
     }
 }

@@ -331,7 +331,7 @@ pub struct JobPage {
 }
 
 /// Checks `page` (from 1) and `limit` (1 to 100); returns (page, limit, offset).
-fn page_window(page: Option<i64>, limit: Option<i64>) -> Result<(i64, i64, i64), ApiError> {
+pub fn page_window(page: Option<i64>, limit: Option<i64>) -> Result<(i64, i64, i64), ApiError> {
     let page = page.unwrap_or(1);
     let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if page < 1 {

@@ -1,10 +1,13 @@
 //! One module per route group.
 
+pub mod authors;
+pub mod books;
 pub mod dlq;
 pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod queues;
+pub mod quotes;
 pub mod schedules;
 pub mod system;
 pub mod workers;

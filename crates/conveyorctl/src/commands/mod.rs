@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod dlq;
+pub mod domain;
 pub mod jobs;
 pub mod queues;
 pub mod scheduled;

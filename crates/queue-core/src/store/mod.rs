@@ -5,6 +5,7 @@ mod cancel;
 mod claims;
 mod counters;
 mod dispatch;
+pub mod domain;
 pub(crate) mod jobs;
 mod queues;
 mod recovery;
@@ -18,6 +19,10 @@ pub use cancel::CancelOutcome;
 pub use claims::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt, ProgressUpdate};
 pub use counters::{Compacted, COMPACT_EVERY};
 pub use dispatch::{DispatchError, OutboxEntry, Undispatched};
+pub use domain::{
+    Author, AuthorEnrichment, Book, CefrLevel, Chapter, DomainError, NewBook, NewChapter, NewQuote,
+    Quote, UpsertedBook,
+};
 pub use jobs::{InsertedJob, JobFilter};
 pub use recovery::{Recovered, WaitingJob};
 pub use reports::{ErrorGroup, ERROR_WINDOW};
