@@ -273,3 +273,128 @@ async fn an_attempt_of_an_earlier_run_cannot_write_to_the_current_run(pool: PgPo
     .unwrap();
     assert_eq!(completed, vec![(2, "worker-b".to_string())]);
 }
+
+/// Makes PostgreSQL refuse inserts into `table` whose row matches `condition`
+/// with SQLSTATE `code` until [`unrefuse`] (a fault in one statement while the
+/// rest of the database answers).
+async fn refuse(pool: &PgPool, table: &str, condition: &str, code: &str) {
+    sqlx::query(&format!(
+        "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF {condition} THEN RAISE EXCEPTION 'refused by the test' USING ERRCODE = '{code}'; END IF;
+             RETURN NEW;
+         END $$"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn unrefuse(pool: &PgPool, table: &str) {
+    sqlx::query(&format!("DROP TRIGGER test_refuse ON {table}"))
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DROP FUNCTION test_refuse()")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test]
+async fn a_queue_redis_lost_while_its_rebuild_could_not_be_recorded_is_rebuilt_later(pool: PgPool) {
+    let env = TestEnv::with_config(pool, |c| c.worker.reconcile_ms = 300).await;
+    let worker = env.worker(&[Q], Some(4));
+    env.wait_queue_known_to_redis(Q).await;
+    env.conveyor.set_paused(Q, true).await.unwrap();
+    let enqueued = Instant::now();
+    let ids = env
+        .conveyor
+        .enqueue_many((0..20).map(|_| NewJob::new(Q, "NOOP", json!({}))).collect())
+        .await
+        .unwrap();
+    // Redis loses the queue while PostgreSQL cannot record its rebuild (the outbox
+    // rows that name the jobs to push again).
+    refuse(
+        &env.pool,
+        "dispatch_outbox",
+        "NOT NEW.writer_pushes",
+        "57P01",
+    )
+    .await;
+    let keys = env.conveyor.broker().keys(Q);
+    let mut redis = env.redis().await;
+    let _: () = redis::cmd("DEL")
+        .arg(&keys.ready)
+        .arg(format!("{}:{{{Q}}}:generation", env.prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // a few rounds fail
+    unrefuse(&env.pool, "dispatch_outbox").await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let ready: usize = redis::cmd("ZCARD")
+            .arg(&keys.ready)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if ready == ids.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ready} of {} jobs back in redis",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Rebuilt by a later round, not by the periodic check of waiting jobs (which
+    // leaves jobs younger than 5 s alone).
+    assert!(enqueued.elapsed() < Duration::from_millis(4_800));
+    env.conveyor.set_paused(Q, false).await.unwrap();
+    env.wait_count(JobStatus::Completed, 20, Duration::from_secs(10))
+        .await;
+    worker.stop().await;
+}
+
+#[sqlx::test]
+async fn a_finished_attempt_keeps_its_lease_while_its_outcome_cannot_be_written(pool: PgPool) {
+    let env = TestEnv::with_config(pool, |c| {
+        c.worker.lease_ms = 1_000;
+        c.worker.heartbeat_ms = 250;
+        c.worker.reconcile_ms = 250;
+    })
+    .await;
+    // Completions fail as while PostgreSQL is unreachable; everything else works,
+    // so lease recovery runs all along.
+    refuse(
+        &env.pool,
+        "job_executions",
+        "NEW.status = 'COMPLETED'",
+        "57P01",
+    )
+    .await;
+    let worker = env.worker(&[Q], Some(1));
+    let job = NewJob::new(Q, "SLEEP", json!({"ms": 50})).max_attempts(1);
+    let id = env.conveyor.enqueue(job).await.unwrap().job.id;
+    // Three leases pass after the attempt finished.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let job = env.job(id).await;
+    assert_eq!(job.status, JobStatus::Running, "{job:?}");
+    unrefuse(&env.pool, "job_executions").await;
+    let job = env
+        .wait_status(id, JobStatus::Completed, Duration::from_secs(10))
+        .await;
+    assert_eq!(job.attempts, 1);
+    let executions = env.executions(id).await;
+    assert_eq!(executions.len(), 1);
+    assert_eq!(executions[0].status, "COMPLETED");
+    worker.stop().await;
+}
