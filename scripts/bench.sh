@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Conveyor's benchmark command (issue 6): prepares PostgreSQL, Redis and the Rust
+# Conveyor's benchmark command: prepares PostgreSQL, Redis and the Rust
 # toolchain like scripts/test.sh, builds the release binaries and runs every
 # scenario against the real conveyor-api and conveyor-worker.
 #
