@@ -311,30 +311,26 @@ async fn until_back_in_redis(
     }
 }
 
-/// How many of `ids` are COMPLETED now.
-async fn completed(pool: &PgPool, ids: &[Uuid]) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE id = ANY($1) AND status = 'COMPLETED'")
-        .bind(ids)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
-/// Waits until more of `ids` are COMPLETED than `before` (nothing can be written
-/// while PostgreSQL is down, so the first new completion is work resuming);
-/// returns how long from `since` that took.
-async fn until_work_resumes(pool: &PgPool, ids: &[Uuid], before: i64, since: Instant) -> Duration {
-    let deadline = since + Duration::from_secs(60);
+/// Waits until a job of `ids` claimed after `back` (PostgreSQL's return) has
+/// completed; returns how long after `back` it completed.
+async fn until_work_resumes(pool: &PgPool, ids: &[Uuid], back: DateTime<Utc>) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let now: Result<i64, _> = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status = 'COMPLETED'",
+        let first: Result<Option<DateTime<Utc>>, _> = sqlx::query_scalar(
+            "SELECT min(completed_at) FROM jobs
+             WHERE id = ANY($1) AND status = 'COMPLETED' AND started_at > $2",
         )
         .bind(ids)
+        .bind(back)
         .fetch_one(pool)
         .await;
-        if now.is_ok_and(|n| n > before) || Instant::now() > deadline {
-            return since.elapsed();
+        if let Ok(Some(at)) = first {
+            return (at - back).to_std().unwrap_or_default();
         }
+        assert!(
+            Instant::now() < deadline,
+            "no job ran within 60 s of PostgreSQL's return"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -636,7 +632,6 @@ async fn postgres_down_for_ten_seconds_mid_run() {
         .wait_count_at_least(JobStatus::Completed, 500, SETTLE)
         .await;
 
-    let before = completed(&s.env.pool, &ids).await;
     pg.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Writes answer 503 and /health says why while PostgreSQL is down.
@@ -650,10 +645,10 @@ async fn postgres_down_for_ten_seconds_mid_run() {
     assert_eq!(health["details"]["postgres"]["status"], "down");
     tokio::time::sleep(Duration::from_secs(9)).await;
     pg.restart();
-    let back = Instant::now();
+    let back = Utc::now();
 
     let pool = PgPool::connect(&pg.url()).await.unwrap();
-    let recovery = until_work_resumes(&pool, &ids, before, back).await;
+    let recovery = until_work_resumes(&pool, &ids, back).await;
     settle(&pool, &ids).await;
     let (status, _) = api.call(Method::GET, "/health", None).await;
     assert_eq!(status, 200, "healthy again");
@@ -678,14 +673,13 @@ async fn postgres_down_longer_than_the_lease_keeps_the_work_finished_meanwhile()
     let ids = s.env.conveyor.enqueue_many(jobs).await.unwrap();
     let _workers: Vec<WorkerProcess> = (0..3).map(|_| s.spawn_worker(8, &[])).collect();
     s.env.wait_count(JobStatus::Running, 24, SETTLE).await;
-    let before = completed(&s.env.pool, &ids).await;
     pg.stop();
     // Two and a half leases: the running attempts finish while nothing can be written.
     tokio::time::sleep(LEASE * 5 / 2).await;
     pg.restart();
-    let back = Instant::now();
+    let back = Utc::now();
     let pool = PgPool::connect(&pg.url()).await.unwrap();
-    let recovery = until_work_resumes(&pool, &ids, before, back).await;
+    let recovery = until_work_resumes(&pool, &ids, back).await;
     settle(&pool, &ids).await;
     let failed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status <> 'COMPLETED'",
