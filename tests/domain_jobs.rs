@@ -2,10 +2,15 @@
 //! catalog, and the handlers run by the real `conveyor-worker` binary against fake
 //! providers on 127.0.0.1, writing the domain tables.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::http::{Method, StatusCode};
 use conveyor_tests::http::{router, send_json};
 use conveyor_tests::TestEnv;
-use queue_core::JobStatus;
+use queue_core::store::{NewBook, NewChapter, NewQuote};
+use queue_core::{JobStatus, NewJob};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -155,4 +160,266 @@ fn a_bad_domain_setting_stops_each_binary_naming_its_key() {
             "{binary}: {stderr}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Language-model handlers, against a fake OpenAI-compatible server
+// ---------------------------------------------------------------------------------
+
+/// One answer with every key the LLM job types read; each reads its own.
+fn fake_answer() -> Value {
+    json!({
+        "persona": "A sharp, ironic observer of his country.",
+        "traits": ["ironic", "compassionate"],
+        "bio": "Lu Xun (1881-1936) was a Chinese writer.",
+        "events": [{"year": 1881, "event": "born in Shaoxing"}, {"year": 1918, "event": "A Madman's Diary"}],
+        "summary": "Stories of village life.",
+        "level": "B2",
+        "rationale": "Plain prose, some idioms.",
+        "characters": [{"name": "Ah Q", "description": "a labourer"}],
+        "chineseTitle": "呐喊",
+        "quotes": [
+            {"text": "Hope is like a path in the countryside.", "chapter": 0},
+            {"text": "Where there are many walkers, a road appears.", "chapter": 0},
+            {"text": "A third quote.", "chapter": 0}
+        ],
+        "categories": ["hope"],
+        "translation": "希望本是无所谓有，无所谓无的。"
+    })
+}
+
+/// A chat-completions server on 127.0.0.1:0 answering `fake_answer`; counts requests.
+async fn fake_chat_server() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/chat/completions",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": fake_answer().to_string()}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hits)
+}
+
+/// An author, a book by them with one chapter, and one quote of it.
+async fn seed(env: &TestEnv) -> (Uuid, Uuid, Uuid) {
+    let store = env.conveyor.store();
+    let book = store
+        .upsert_book(&NewBook {
+            identifier: "urn:test:call-to-arms".into(),
+            title: "Call to Arms".into(),
+            author: Some("Lu Xun".into()),
+            language: Some("en".into()),
+            source_path: None,
+            chapters: vec![NewChapter::new(
+                Some("A Madman's Diary".into()),
+                "Tonight the moon is very bright. ".repeat(2_000),
+            )],
+        })
+        .await
+        .unwrap();
+    let quote = store
+        .insert_quotes(
+            book.book_id,
+            &[NewQuote {
+                text: "Hope is like a path in the countryside.".into(),
+                chapter: Some(0),
+            }],
+        )
+        .await
+        .unwrap()[0];
+    (book.author_id.unwrap(), book.book_id, quote)
+}
+
+async fn enqueue(env: &TestEnv, queue: &str, job_type: &str, payload: Value) -> Uuid {
+    env.conveyor
+        .enqueue(NewJob::new(queue, job_type, payload))
+        .await
+        .unwrap_or_else(|e| panic!("{job_type}: {e}"))
+        .job
+        .id
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[sqlx::test]
+async fn llm_handlers_write_their_answers_and_report_usage(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let (url, hits) = fake_chat_server().await;
+    let (author, book, quote) = seed(&env).await;
+    let _worker = env.spawn_worker(
+        &["--queues", "author_data,book_data,quote_data"],
+        &[
+            ("CONVEYOR__PROVIDERS__DEEPSEEK__BASE_URL", &url),
+            ("CONVEYOR__PROVIDERS__QWEN__BASE_URL", &url),
+            // No Anthropic key: EXTRACT_CHARACTERS falls back to deepseek.
+            (
+                "CONVEYOR__PROVIDERS__ANTHROPIC__API_KEY_ENV",
+                "CONVEYOR_TEST_NO_SUCH_KEY",
+            ),
+            ("DEEPSEEK_API_KEY", "test-deepseek"),
+            ("DASHSCOPE_API_KEY", "test-qwen"),
+        ],
+    );
+    let a = json!({"authorId": author});
+    let b = json!({"bookId": book});
+    let q = json!({"quoteId": quote});
+    let jobs = [
+        ("author_data", "GENERATE_PERSONA", a.clone()),
+        ("author_data", "GENERATE_BIO", a.clone()),
+        ("author_data", "GENERATE_TIMELINE", a),
+        ("book_data", "GENERATE_SUMMARY", b.clone()),
+        ("book_data", "GENERATE_CEFR", b.clone()),
+        ("book_data", "EXTRACT_CHARACTERS", b.clone()),
+        ("book_data", "GENERATE_CHINESE_TITLE", b),
+        (
+            "quote_data",
+            "EXTRACT_QUOTES",
+            json!({"bookId": book, "max": 2}),
+        ),
+        ("quote_data", "CATEGORIZE_QUOTE", q.clone()),
+        ("quote_data", "TRANSLATE_QUOTE", q),
+    ];
+    let mut results = std::collections::HashMap::new();
+    for (queue, job_type, payload) in jobs {
+        let id = enqueue(&env, queue, job_type, payload).await;
+        results.insert(job_type, id);
+    }
+    let mut result = std::collections::HashMap::new();
+    for (job_type, id) in &results {
+        let job = env.wait_status(*id, JobStatus::Completed, WAIT).await;
+        result.insert(*job_type, job.result.expect("a result"));
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 10, "one request per job");
+
+    let usage = |provider: &str, model: &str| json!({"provider": provider, "model": model, "inputTokens": 10, "outputTokens": 5});
+    let deepseek = usage("deepseek", "deepseek-v4-flash");
+    let qwen = usage("qwen", "qwen-plus");
+    let answer = fake_answer();
+    assert_eq!(
+        result["GENERATE_BIO"],
+        json!({"bio": answer["bio"], "usage": deepseek})
+    );
+    assert_eq!(
+        result["GENERATE_PERSONA"],
+        json!({"persona": answer["persona"], "traits": answer["traits"], "usage": deepseek})
+    );
+    assert_eq!(
+        result["GENERATE_TIMELINE"],
+        json!({"events": answer["events"], "usage": deepseek})
+    );
+    assert_eq!(
+        result["GENERATE_CEFR"],
+        json!({"level": "B2", "rationale": answer["rationale"], "usage": deepseek})
+    );
+    assert_eq!(
+        result["EXTRACT_CHARACTERS"],
+        json!({"characters": answer["characters"], "usage": deepseek}),
+        "answered by the fallback"
+    );
+    assert_eq!(
+        result["GENERATE_CHINESE_TITLE"],
+        json!({"chineseTitle": "呐喊", "usage": qwen})
+    );
+    assert_eq!(
+        result["CATEGORIZE_QUOTE"],
+        json!({"categories": ["hope"], "usage": deepseek})
+    );
+    assert_eq!(
+        result["TRANSLATE_QUOTE"],
+        json!({"translation": answer["translation"], "usage": qwen})
+    );
+    let quote_ids = result["EXTRACT_QUOTES"]["quoteIds"].as_array().unwrap();
+    assert_eq!(
+        quote_ids.len(),
+        2,
+        "max = 2: {:?}",
+        result["EXTRACT_QUOTES"]
+    );
+    assert_eq!(quote_ids[0], json!(quote), "a known text keeps its row");
+
+    let store = env.conveyor.store();
+    let author = store.get_author(author).await.unwrap().unwrap();
+    assert_eq!(author.bio.as_deref(), answer["bio"].as_str());
+    assert_eq!(
+        author.persona,
+        Some(json!({"persona": answer["persona"], "traits": answer["traits"]}))
+    );
+    assert_eq!(author.timeline, Some(answer["events"].clone()));
+    let book = store.get_book(book).await.unwrap().unwrap();
+    assert_eq!(book.summary.as_deref(), answer["summary"].as_str());
+    assert_eq!(book.cefr_level.as_deref(), Some("B2"));
+    assert_eq!(book.characters, Some(answer["characters"].clone()));
+    assert_eq!(book.chinese_title.as_deref(), Some("呐喊"));
+    let quote = store.get_quote(quote).await.unwrap().unwrap();
+    assert_eq!(quote.categories, ["hope"]);
+    assert_eq!(
+        quote.translations.get("zh").map(String::as_str),
+        answer["translation"].as_str()
+    );
+    let quotes: i64 = sqlx::query_scalar("SELECT count(*) FROM quotes")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(quotes, 2);
+}
+
+#[sqlx::test]
+async fn llm_jobs_fail_permanently_without_a_key_or_their_row(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let (url, hits) = fake_chat_server().await;
+    let (author, _, _) = seed(&env).await;
+    let _worker = env.spawn_worker(
+        &["--queues", "author_data,book_data"],
+        &[
+            ("CONVEYOR__PROVIDERS__DEEPSEEK__BASE_URL", &url),
+            // Blank counts as missing, whatever the test's own environment holds.
+            ("DEEPSEEK_API_KEY", ""),
+        ],
+    );
+    let no_key = enqueue(
+        &env,
+        "author_data",
+        "GENERATE_BIO",
+        json!({"authorId": author}),
+    )
+    .await;
+    let missing = Uuid::new_v4();
+    let no_book = enqueue(
+        &env,
+        "book_data",
+        "GENERATE_SUMMARY",
+        json!({"bookId": missing}),
+    )
+    .await;
+
+    let job = env.wait_status(no_key, JobStatus::Failed, WAIT).await;
+    assert_eq!(job.attempts, 1, "permanent: no retry");
+    assert!(
+        job.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("DEEPSEEK_API_KEY"),
+        "{job:?}"
+    );
+    let job = env.wait_status(no_book, JobStatus::Failed, WAIT).await;
+    assert_eq!(job.attempts, 1, "permanent: no retry");
+    assert_eq!(
+        job.error.as_deref(),
+        Some(format!("book {missing} not found").as_str())
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no request was sent");
 }

@@ -6,8 +6,13 @@
 //! with the clients in [`Deps`]. Handlers run at least once: each writes its outcome
 //! through the store's idempotent writers.
 
+mod errors;
+mod llm;
+mod prompts;
 mod settings;
 mod types;
+
+use std::sync::Arc;
 
 use queue_core::{Catalog, Conveyor, HandlerRegistry};
 
@@ -88,4 +93,6 @@ impl Deps {
 }
 
 /// Registers the domain handlers.
-pub fn register_handlers(_registry: &mut HandlerRegistry, _deps: Deps) {}
+pub fn register_handlers(registry: &mut HandlerRegistry, deps: Deps) {
+    llm::register(registry, Arc::new(deps));
+}
