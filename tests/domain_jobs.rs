@@ -423,3 +423,234 @@ async fn llm_jobs_fail_permanently_without_a_key_or_their_row(pool: PgPool) {
     );
     assert_eq!(hits.load(Ordering::SeqCst), 0, "no request was sent");
 }
+
+// ---------------------------------------------------------------------------------
+// Wikidata handlers, against a fake Wikidata and Commons
+// ---------------------------------------------------------------------------------
+
+mod fake_wikidata {
+    use std::collections::HashMap;
+
+    use axum::extract::{Path, Query};
+    use axum::http::{header, StatusCode};
+    use axum::response::{IntoResponse, Redirect, Response};
+    use axum::routing::get;
+    use axum::Json;
+    use serde_json::{json, Value};
+
+    pub(crate) const PORTRAIT: &[u8] = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00 a pretend JPEG \xFF\xD9";
+
+    /// Serves Wikidata's search, labels and entity data, and Commons' files.
+    pub(crate) async fn start() -> String {
+        let app = axum::Router::new()
+            .route("/w/api.php", get(api))
+            .route("/wiki/Special:EntityData/{file}", get(entity_data))
+            .route(
+                "/wiki/Special:FilePath/{file}",
+                get(|| async { Redirect::to("/img/portrait") }),
+            )
+            .route("/img/{name}", get(image));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    async fn api(Query(params): Query<HashMap<String, String>>) -> Response {
+        let param = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
+        match param("action") {
+            "wbsearchentities" => {
+                let ids: &[&str] = if param("search") == "Lu Xun" {
+                    &["Q23114"]
+                } else {
+                    &[]
+                };
+                let hits: Vec<Value> = ids
+                    .iter()
+                    .map(|id| json!({"id": id, "title": id, "label": param("search")}))
+                    .collect();
+                Json(json!({"searchinfo": {"search": param("search")}, "search": hits, "success": 1}))
+                    .into_response()
+            }
+            "wbgetentities" => {
+                let entities: serde_json::Map<String, Value> = param("ids")
+                    .split('|')
+                    .map(|id| {
+                        let label = match id {
+                            "Q148" => "People's Republic of China",
+                            "Q36180" => "writer",
+                            _ => "essayist",
+                        };
+                        (
+                            id.to_string(),
+                            json!({"type": "item", "id": id,
+                            "labels": {"en": {"language": "en", "value": label}}}),
+                        )
+                    })
+                    .collect();
+                Json(json!({"entities": entities, "success": 1})).into_response()
+            }
+            _ => StatusCode::BAD_REQUEST.into_response(),
+        }
+    }
+
+    fn statement(property: &str, datatype: &str, value: Value, value_type: &str) -> Value {
+        json!({"mainsnak": {"snaktype": "value", "property": property, "datatype": datatype,
+                            "datavalue": {"value": value, "type": value_type}},
+               "type": "statement", "rank": "normal"})
+    }
+
+    fn item(property: &str, id: &str) -> Value {
+        let numeric: u64 = id[1..].parse().unwrap();
+        statement(
+            property,
+            "wikibase-item",
+            json!({"entity-type": "item", "numeric-id": numeric, "id": id}),
+            "wikibase-entityid",
+        )
+    }
+
+    fn time(property: &str, time: &str, precision: u8) -> Value {
+        statement(
+            property,
+            "time",
+            json!({"time": time, "timezone": 0, "before": 0, "after": 0,
+            "precision": precision, "calendarmodel": "http://www.wikidata.org/entity/Q1985727"}),
+            "time",
+        )
+    }
+
+    async fn entity_data(Path(file): Path<String>) -> Response {
+        if file != "Q23114.json" {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        let claims = json!({
+            "P31": [item("P31", "Q5")],
+            "P569": [time("P569", "+1881-09-25T00:00:00Z", 11)],
+            "P570": [time("P570", "+1936-10-00T00:00:00Z", 10)],
+            "P27": [item("P27", "Q148")],
+            "P106": [item("P106", "Q36180"), item("P106", "Q4964182")],
+            "P18": [statement("P18", "commonsMedia", json!("Lu Xun 1930.jpg"), "string")],
+        });
+        Json(json!({"entities": {"Q23114": {
+            "type": "item", "id": "Q23114",
+            "labels": {"en": {"language": "en", "value": "Lu Xun"}},
+            "descriptions": {"en": {"language": "en", "value": "Chinese writer (1881–1936)"}},
+            "claims": claims,
+        }}}))
+        .into_response()
+    }
+
+    async fn image(Path(name): Path<String>) -> Response {
+        match name.as_str() {
+            "portrait" => ([(header::CONTENT_TYPE, "image/jpeg")], PORTRAIT).into_response(),
+            "large" => ([(header::CONTENT_TYPE, "image/png")], vec![0u8; 5000]).into_response(),
+            "page" => ([(header::CONTENT_TYPE, "text/html")], "<html></html>").into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+}
+
+#[sqlx::test]
+async fn wikidata_handlers_enrich_the_author_and_save_the_portrait(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let url = fake_wikidata::start().await;
+    let avatars = std::env::temp_dir().join(format!("conveyor-avatars-{}", Uuid::new_v4()));
+    let store = env.conveyor.store();
+    let lu_xun = store.create_author("Lu Xun", None).await.unwrap().id;
+    let nobody = store
+        .create_author("Nobody Anyone Knows", None)
+        .await
+        .unwrap()
+        .id;
+    let with_image = |qid: &str, image: &str| queue_core::store::AuthorEnrichment {
+        wikidata_id: qid.into(),
+        image_url: Some(format!("{url}/img/{image}")),
+        ..Default::default()
+    };
+    let large = store
+        .create_author("Large Portrait", None)
+        .await
+        .unwrap()
+        .id;
+    store
+        .enrich_author(large, &with_image("Q901", "large"))
+        .await
+        .unwrap();
+    let page = store.create_author("Not A Picture", None).await.unwrap().id;
+    store
+        .enrich_author(page, &with_image("Q902", "page"))
+        .await
+        .unwrap();
+
+    let avatar_dir = avatars.to_string_lossy().into_owned();
+    let _worker = env.spawn_worker(
+        &["--queues", "author_data"],
+        &[
+            ("CONVEYOR__WIKIDATA__BASE_URL", &url),
+            ("CONVEYOR__WIKIDATA__COMMONS_BASE_URL", &url),
+            ("CONVEYOR__STORAGE__AVATAR_DIR", &avatar_dir),
+            ("CONVEYOR__STORAGE__AVATAR_MAX_BYTES", "1000"),
+        ],
+    );
+    let enrich = enqueue(
+        &env,
+        "author_data",
+        "ENRICH_FROM_WIKIDATA",
+        json!({"authorId": lu_xun}),
+    )
+    .await;
+    let job = env.wait_status(enrich, JobStatus::Completed, WAIT).await;
+    let image_url = format!("{url}/wiki/Special:FilePath/Lu_Xun_1930.jpg");
+    assert_eq!(
+        job.result,
+        Some(json!({
+            "wikidataId": "Q23114",
+            "birthDate": "1881-09-25",
+            "deathDate": "1936-10",
+            "countries": ["People's Republic of China"],
+            "occupations": ["writer", "essayist"],
+            "description": "Chinese writer (1881–1936)",
+            "imageUrl": image_url,
+        }))
+    );
+    let author = store.get_author(lu_xun).await.unwrap().unwrap();
+    assert_eq!(author.wikidata_id.as_deref(), Some("Q23114"));
+    assert_eq!(author.birth_date.as_deref(), Some("1881-09-25"));
+    assert_eq!(author.occupations, ["writer", "essayist"]);
+    assert_eq!(author.image_url.as_deref(), Some(image_url.as_str()));
+
+    let fetch = enqueue(
+        &env,
+        "author_data",
+        "FETCH_AVATAR",
+        json!({"authorId": lu_xun}),
+    )
+    .await;
+    let job = env.wait_status(fetch, JobStatus::Completed, WAIT).await;
+    let result = job.result.expect("a result");
+    assert_eq!(result["contentType"], "image/jpeg");
+    assert_eq!(result["bytes"], fake_wikidata::PORTRAIT.len());
+    let saved = std::path::PathBuf::from(result["avatarPath"].as_str().unwrap());
+    assert!(saved.starts_with(&avatars), "{saved:?}");
+    assert_eq!(std::fs::read(&saved).unwrap(), fake_wikidata::PORTRAIT);
+    let author = store.get_author(lu_xun).await.unwrap().unwrap();
+    assert_eq!(author.avatar_path.as_deref(), result["avatarPath"].as_str());
+
+    // Permanent failures: no human of that name, an image over the limit, not an image.
+    let cases = [
+        ("ENRICH_FROM_WIKIDATA", nobody, "Nobody Anyone Knows"),
+        ("FETCH_AVATAR", large, "larger than the limit of 1000 bytes"),
+        ("FETCH_AVATAR", page, "is not an image"),
+    ];
+    for (job_type, author, says) in cases {
+        let id = enqueue(&env, "author_data", job_type, json!({"authorId": author})).await;
+        let job = env.wait_status(id, JobStatus::Failed, WAIT).await;
+        assert_eq!(job.attempts, 1, "{job_type}: permanent");
+        let error = job.error.unwrap_or_default();
+        assert!(error.contains(says), "{job_type}: {error}");
+    }
+    let files: Vec<_> = std::fs::read_dir(&avatars).unwrap().collect();
+    assert_eq!(files.len(), 1, "only the good portrait is kept: {files:?}");
+    let _ = std::fs::remove_dir_all(&avatars);
+}

@@ -11,6 +11,7 @@ mod llm;
 mod prompts;
 mod settings;
 mod types;
+mod wikidata;
 
 use std::sync::Arc;
 
@@ -94,5 +95,7 @@ impl Deps {
 
 /// Registers the domain handlers.
 pub fn register_handlers(registry: &mut HandlerRegistry, deps: Deps) {
-    llm::register(registry, Arc::new(deps));
+    let deps = Arc::new(deps);
+    llm::register(registry, deps.clone());
+    wikidata::register(registry, deps);
 }
