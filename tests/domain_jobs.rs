@@ -654,3 +654,145 @@ async fn wikidata_handlers_enrich_the_author_and_save_the_portrait(pool: PgPool)
     assert_eq!(files.len(), 1, "only the good portrait is kept: {files:?}");
     let _ = std::fs::remove_dir_all(&avatars);
 }
+
+// ---------------------------------------------------------------------------------
+// PROCESS_EPUB, on a book written by the test
+// ---------------------------------------------------------------------------------
+
+/// A two-chapter EPUB 3 by Lu Xun: a stored `mimetype` first, then the rest deflated.
+fn small_epub() -> Vec<u8> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    use zip::{CompressionMethod, ZipWriter};
+
+    let container = r#"<?xml version="1.0" encoding="UTF-8"?>
+<container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">
+  <rootfiles><rootfile full-path="OPS/package.opf" media-type="application/oebps-package+xml"/></rootfiles>
+</container>"#;
+    let opf = r#"<?xml version="1.0" encoding="UTF-8"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="uid">
+  <metadata xmlns:dc="http://purl.org/dc/elements/1.1/">
+    <dc:identifier id="uid">urn:test:call-to-arms</dc:identifier>
+    <dc:title>Call to Arms</dc:title>
+    <dc:creator>Lu Xun</dc:creator>
+    <dc:language>en</dc:language>
+  </metadata>
+  <manifest>
+    <item id="c1" href="one.xhtml" media-type="application/xhtml+xml"/>
+    <item id="c2" href="two.xhtml" media-type="application/xhtml+xml"/>
+  </manifest>
+  <spine><itemref idref="c1"/><itemref idref="c2"/></spine>
+</package>"#;
+    let chapter = |title: &str, text: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>{title}</title></head>
+<body><h1>{title}</h1><p>{text}</p></body></html>"#
+        )
+    };
+    let one = chapter("A Madman's Diary", "Tonight the moon is very bright.");
+    let two = chapter(
+        "Kong Yiji",
+        "The wine shops in Luzhen are not like those elsewhere.",
+    );
+    let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/epub+zip").unwrap();
+    let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    for (name, bytes) in [
+        ("META-INF/container.xml", container.as_bytes()),
+        ("OPS/package.opf", opf.as_bytes()),
+        ("OPS/one.xhtml", one.as_bytes()),
+        ("OPS/two.xhtml", two.as_bytes()),
+    ] {
+        zip.start_file(name, deflated).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+#[sqlx::test]
+async fn process_epub_records_the_book_once_and_enqueues_its_follow_ups(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let epub_dir = std::env::temp_dir().join(format!("conveyor-epub-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(epub_dir.join("shelf")).unwrap();
+    std::fs::write(epub_dir.join("shelf/call.epub"), small_epub()).unwrap();
+    let dir = epub_dir.to_string_lossy().into_owned();
+    // Only book_data: the follow-ups are checked as records, not run.
+    let _worker = env.spawn_worker(
+        &["--queues", "book_data"],
+        &[("CONVEYOR__STORAGE__EPUB_DIR", &dir)],
+    );
+    let payload = json!({"path": "shelf/call.epub", "then": ["EXTRACT_QUOTES", "GENERATE_CEFR"]});
+    let first = enqueue(&env, "book_data", "PROCESS_EPUB", payload.clone()).await;
+    let first = env.wait_status(first, JobStatus::Completed, WAIT).await;
+    let result = first.result.expect("a result");
+    let store = env.conveyor.store();
+    let book_id: Uuid = serde_json::from_value(result["bookId"].clone()).unwrap();
+    let book = store.get_book(book_id).await.unwrap().expect("the book");
+    assert_eq!(
+        result,
+        json!({
+            "bookId": book_id,
+            "authorId": book.author_id,
+            "title": "Call to Arms",
+            "language": "en",
+            "chapterCount": 2,
+            "wordCount": book.word_count,
+            "followUps": result["followUps"],
+        })
+    );
+    assert!(book.word_count > 10, "{book:?}");
+    assert_eq!(book.source_path.as_deref(), Some("shelf/call.epub"));
+    let author = store
+        .get_author(book.author_id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(author.name, "Lu Xun");
+    let chapters = store.book_chapters(book_id).await.unwrap();
+    assert_eq!(chapters.len(), 2);
+    assert!(chapters[1].text.contains("Luzhen"), "{chapters:?}");
+
+    let follow_ups: Vec<Uuid> = serde_json::from_value(result["followUps"].clone()).unwrap();
+    assert_eq!(follow_ups.len(), 2);
+    for (id, (queue, job_type)) in follow_ups.iter().zip([
+        ("quote_data", "EXTRACT_QUOTES"),
+        ("book_data", "GENERATE_CEFR"),
+    ]) {
+        let job = env.job(*id).await;
+        assert_eq!(
+            (job.queue_name.as_str(), job.job_type.as_str()),
+            (queue, job_type)
+        );
+        assert_eq!(job.payload, json!({"bookId": book_id}));
+    }
+
+    // Importing the same book again updates the same book and author.
+    let again = enqueue(&env, "book_data", "PROCESS_EPUB", payload).await;
+    let again = env.wait_status(again, JobStatus::Completed, WAIT).await;
+    let again = again.result.unwrap();
+    assert_eq!(again["bookId"], result["bookId"]);
+    assert_eq!(again["authorId"], result["authorId"]);
+    for table in ["books", "authors"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "one row in {table}");
+    }
+
+    // A file that is not there fails at once, naming it.
+    let missing = enqueue(
+        &env,
+        "book_data",
+        "PROCESS_EPUB",
+        json!({"path": "shelf/none.epub"}),
+    )
+    .await;
+    let job = env.wait_status(missing, JobStatus::Failed, WAIT).await;
+    assert_eq!(job.attempts, 1, "permanent");
+    assert!(job.error.unwrap_or_default().contains("shelf/none.epub"));
+    let _ = std::fs::remove_dir_all(&epub_dir);
+}

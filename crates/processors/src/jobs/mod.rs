@@ -6,6 +6,7 @@
 //! with the clients in [`Deps`]. Handlers run at least once: each writes its outcome
 //! through the store's idempotent writers.
 
+mod epub;
 mod errors;
 mod llm;
 mod prompts;
@@ -97,5 +98,6 @@ impl Deps {
 pub fn register_handlers(registry: &mut HandlerRegistry, deps: Deps) {
     let deps = Arc::new(deps);
     llm::register(registry, deps.clone());
-    wikidata::register(registry, deps);
+    wikidata::register(registry, deps.clone());
+    epub::register(registry, deps);
 }
