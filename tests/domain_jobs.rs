@@ -796,3 +796,45 @@ async fn process_epub_records_the_book_once_and_enqueues_its_follow_ups(pool: Pg
     assert!(job.error.unwrap_or_default().contains("shelf/none.epub"));
     let _ = std::fs::remove_dir_all(&epub_dir);
 }
+
+#[sqlx::test]
+async fn a_throttled_provider_retries_the_job_after_its_retry_after(pool: PgPool) {
+    let env = TestEnv::new(pool).await;
+    let app = axum::Router::new().route(
+        "/chat/completions",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, "120")],
+                axum::Json(
+                    json!({"error": {"message": "Rate limit reached", "type": "rate_limit"}}),
+                ),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (author, _, _) = seed(&env).await;
+    let _worker = env.spawn_worker(
+        &["--queues", "author_data"],
+        &[
+            ("CONVEYOR__PROVIDERS__DEEPSEEK__BASE_URL", &url),
+            ("DEEPSEEK_API_KEY", "test-deepseek"),
+        ],
+    );
+    let id = enqueue(
+        &env,
+        "author_data",
+        "GENERATE_BIO",
+        json!({"authorId": author}),
+    )
+    .await;
+    let job = env.wait_status(id, JobStatus::Retrying, WAIT).await;
+    let wait = job.run_at - chrono::Utc::now();
+    assert!(
+        wait > chrono::Duration::seconds(100),
+        "waits at least the provider's Retry-After: {wait:?} {job:?}"
+    );
+    assert!(job.error.unwrap_or_default().contains("rate limited"));
+}

@@ -186,6 +186,16 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_file_holds_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/conveyor.toml");
+        let config = Config::load(Some(std::path::Path::new(path))).unwrap();
+        let settings = DomainSettings::from_config(&config).unwrap();
+        assert_eq!(settings.ai, AiConfig::default());
+        assert_eq!(settings.wikidata, WikidataConfig::default());
+        assert_eq!(settings.storage, StorageConfig::default());
+    }
+
+    #[test]
     fn a_bad_value_names_its_key_on_one_line() {
         let cases = [
             (
