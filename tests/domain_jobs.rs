@@ -724,7 +724,7 @@ async fn process_epub_records_the_book_once_and_enqueues_its_follow_ups(pool: Pg
         &["--queues", "book_data"],
         &[("CONVEYOR__STORAGE__EPUB_DIR", &dir)],
     );
-    let payload = json!({"path": "shelf/call.epub", "then": ["EXTRACT_QUOTES", "GENERATE_CEFR"]});
+    let payload = json!({"path": "shelf/call.epub", "then": ["EXTRACT_QUOTES", "GENERATE_CEFR", "EXTRACT_QUOTES"]});
     let first = enqueue(&env, "book_data", "PROCESS_EPUB", payload.clone()).await;
     let first = env.wait_status(first, JobStatus::Completed, WAIT).await;
     let result = first.result.expect("a result");
@@ -756,7 +756,7 @@ async fn process_epub_records_the_book_once_and_enqueues_its_follow_ups(pool: Pg
     assert!(chapters[1].text.contains("Luzhen"), "{chapters:?}");
 
     let follow_ups: Vec<Uuid> = serde_json::from_value(result["followUps"].clone()).unwrap();
-    assert_eq!(follow_ups.len(), 2);
+    assert_eq!(follow_ups.len(), 2, "a type named twice is enqueued once");
     for (id, (queue, job_type)) in follow_ups.iter().zip([
         ("quote_data", "EXTRACT_QUOTES"),
         ("book_data", "GENERATE_CEFR"),

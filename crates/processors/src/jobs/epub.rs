@@ -79,7 +79,11 @@ impl Handler<ProcessEpub> for Epub {
         // Keyed by this job's run, so an attempt that repeats after its enqueue
         // succeeded finds the same follow-ups instead of adding more.
         let mut follow_ups = Vec::with_capacity(p.then.len());
-        for job_type in &p.then {
+        for (i, job_type) in p.then.iter().enumerate() {
+            // A type named twice is enqueued once (its key would repeat anyway).
+            if p.then[..i].contains(job_type) {
+                continue;
+            }
             let queue = conveyor.catalog().queue_of(job_type).ok_or_else(|| {
                 JobError::permanent(format!("then: unknown job type {job_type:?}"))
             })?;
