@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 use queue_core::job::{Execution, Job, JobStatus};
 use queue_core::metrics::Metrics;
 use queue_core::worker::{Shutdown, Worker};
-use queue_core::{
-    broker::Broker, diagnostics, store::Store, Catalog, Config, Conveyor, HandlerRegistry,
-};
+use queue_core::{broker::Broker, diagnostics, store::Store, Config, Conveyor, HandlerRegistry};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -114,7 +112,12 @@ impl TestEnv {
         let broker = Broker::connect(&config.redis.url, &prefix)
             .await
             .expect("redis reachable");
-        let conveyor = Conveyor::new(store, broker, config.clone(), Arc::new(Catalog::builtin()));
+        let conveyor = Conveyor::new(
+            store,
+            broker,
+            config.clone(),
+            Arc::new(processors::jobs::catalog()),
+        );
         Self {
             pool,
             db_url,
@@ -129,7 +132,7 @@ impl TestEnv {
     /// A client whose catalog also knows CRASH (a job that aborts its worker);
     /// workers run it only with `CONVEYOR_DIAGNOSTICS_CRASH=1`.
     pub fn conveyor_with_crash(&self) -> Conveyor {
-        let mut catalog = Catalog::builtin();
+        let mut catalog = processors::jobs::catalog();
         catalog.add::<diagnostics::Crash>();
         Conveyor::new(
             self.conveyor.store().clone(),

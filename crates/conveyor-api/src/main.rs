@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use conveyor_api::{router, AppState, Auth};
-use queue_core::{bootstrap, Catalog, Config, Conveyor};
+use processors::jobs::{self, DomainSettings};
+use queue_core::{bootstrap, Config, Conveyor};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Conveyor's admin HTTP API")]
@@ -23,6 +24,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Arc::new(Config::load(args.config.as_deref())?);
+    // The domain sections are read by the workers; checking them here too stops a
+    // bad deployment before it takes jobs.
+    DomainSettings::from_config(&config)?;
     bootstrap::init_tracing();
     let auth = if args.insecure_no_auth {
         tracing::warn!("serving WITHOUT authentication (--insecure-no-auth)");
@@ -39,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let store = bootstrap::connect_store(&config, false).await?;
     store.migrate().await.context("applying migrations")?;
     let broker = bootstrap::connect_broker(&config).await?;
-    let conveyor = Conveyor::new(store, broker, config.clone(), Arc::new(Catalog::builtin()));
+    let conveyor = Conveyor::new(store, broker, config.clone(), Arc::new(jobs::catalog()));
 
     let listener = tokio::net::TcpListener::bind(&config.api.addr)
         .await

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use queue_core::{bootstrap, scheduler::Scheduler, Catalog, Config, Conveyor};
+use processors::jobs::{self, DomainSettings};
+use queue_core::{bootstrap, scheduler::Scheduler, Config, Conveyor};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,13 +24,14 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Arc::new(Config::load(args.config.as_deref())?);
+    DomainSettings::from_config(&config)?;
     bootstrap::init_tracing();
 
     let shutdown = bootstrap::shutdown_on_signals();
     let store = bootstrap::connect_store(&config, false).await?;
     store.migrate().await?;
     let broker = bootstrap::connect_broker(&config).await?;
-    let conveyor = Conveyor::new(store, broker, config, Arc::new(Catalog::builtin()));
+    let conveyor = Conveyor::new(store, broker, config, Arc::new(jobs::catalog()));
     Scheduler::new(conveyor).run(shutdown.drain.clone()).await;
     Ok(())
 }

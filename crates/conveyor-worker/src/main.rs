@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use processors::jobs::{self, Deps, DomainSettings};
 use queue_core::{
-    bootstrap, diagnostics, metrics::Metrics, worker::Worker, Config, HandlerRegistry,
+    bootstrap, diagnostics, metrics::Metrics, worker::Worker, Config, Conveyor, HandlerRegistry,
 };
 
 #[derive(Parser, Debug)]
@@ -30,6 +31,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Arc::new(Config::load(args.config.as_deref())?);
+    let settings = DomainSettings::from_config(&config)?;
     bootstrap::init_tracing();
 
     let shutdown = bootstrap::shutdown_on_signals();
@@ -52,6 +54,15 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var(diagnostics::CRASH_ENV).as_deref() == Ok("1") {
         diagnostics::register_crash(&mut registry);
     }
+    // Handlers enqueue follow-ups through a client that knows every job type.
+    let conveyor = Conveyor::new(
+        store.clone(),
+        broker.clone(),
+        config.clone(),
+        Arc::new(jobs::catalog()),
+    );
+    let deps = Deps::new(conveyor, settings, metrics.registry()).context("domain handlers")?;
+    jobs::register_handlers(&mut registry, deps);
     let worker = Worker::new(
         config,
         store,

@@ -75,7 +75,8 @@ impl Catalog {
         Self::default()
     }
 
-    /// The catalog of every job type this build knows.
+    /// The engine's own job types (diagnostics). The binaries add the domain types
+    /// they register (`processors::jobs`); this crate names none of them.
     pub fn builtin() -> Self {
         let mut catalog = Self::new();
         crate::diagnostics::register_types(&mut catalog);
