@@ -46,8 +46,9 @@ const LEASE: Duration = Duration::from_secs(3);
 const SETTLE: Duration = Duration::from_secs(120);
 /// A dead or frozen worker's jobs are recovered within this long of its death.
 const RESCUE_BOUND: Duration = Duration::from_secs(LEASE.as_secs() + 5);
-/// Jobs Redis lost are back in it within this long of the fault's end (a round
-/// is 1 s here; the margin is for a loaded machine).
+/// Jobs Redis lost are back in it within this long of the fault's end: a few 1 s
+/// rounds, plus the 2 s an enqueue's own push is given before the reconciler
+/// takes over, with room for a loaded machine.
 const REDISPATCH_BOUND: Duration = Duration::from_secs(8);
 /// Jobs Redis lost while keeping its marker are back within this long.
 const PARTIAL_LOSS_BOUND: Duration = Duration::from_secs(15);
@@ -278,7 +279,7 @@ async fn until_back_in_redis(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let mut missing = 0;
+        let mut missing = Vec::new();
         for chunk in waiting.chunks(1_000) {
             let members: Vec<String> = chunk.iter().map(|(id, _)| id.to_string()).collect();
             let delayed: Vec<String> = chunk.iter().map(|(id, p)| format!("{p}|{id}")).collect();
@@ -301,11 +302,22 @@ async fn until_back_in_redis(
                         vec![None; chunk.len()],
                     )
                 });
-            missing += (0..chunk.len())
-                .filter(|&i| ready[i].is_none() && inflight[i].is_none() && later[i].is_none())
-                .count();
+            missing.extend(
+                (0..chunk.len())
+                    .filter(|&i| ready[i].is_none() && inflight[i].is_none() && later[i].is_none())
+                    .map(|i| chunk[i].0),
+            );
         }
-        if missing == 0 || Instant::now() > deadline {
+        // An id read as waiting may have been claimed, run and acknowledged before
+        // Redis was asked (a busy queue always has a few): only those PostgreSQL
+        // still calls waiting are missing.
+        let still: Result<i64, _> = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status IN ('PENDING', 'DELAYED', 'RETRYING')",
+        )
+        .bind(&missing)
+        .fetch_one(&env.pool)
+        .await;
+        if still.is_ok_and(|n| n == 0) || Instant::now() > deadline {
             return since.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -295,14 +295,37 @@ impl Broker {
         let mut pipe = redis::pipe();
         let members: Vec<String> = waiting.iter().map(|(id, _, _)| id.to_string()).collect();
         pipe.cmd("ZREM").arg(&k.inflight).arg(&members).ignore();
-        pipe.add_command(self.audit_cmd(&k, waiting)).ignore();
+        pipe.add_command(self.audit_cmd(&k, "put", waiting))
+            .ignore();
         self.run_pipeline(&pipe).await
     }
 
-    /// Verifies that waiting jobs (id, priority, time until due by PostgreSQL's
-    /// clock) are in the queue's keys and puts back the missing ones. Returns how
-    /// many were put back.
-    pub async fn audit(
+    /// Those of `waiting` (waiting jobs by PostgreSQL) that are nowhere in the
+    /// queue's keys: not ready, delayed or in flight.
+    pub async fn missing(
+        &self,
+        queue: &str,
+        waiting: &[(Uuid, i32, Duration)],
+    ) -> Result<Vec<Uuid>, BrokerError> {
+        if waiting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = self.keys(queue);
+        let mut pipe = redis::pipe();
+        for chunk in waiting.chunks(PUSH_CHUNK) {
+            pipe.add_command(self.audit_cmd(&k, "find", chunk));
+        }
+        let found: Vec<Vec<String>> = self.query_pipeline(&pipe).await?;
+        Ok(found
+            .iter()
+            .flatten()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect())
+    }
+
+    /// Puts back those of `waiting` that are nowhere in the queue's keys (each
+    /// checked again, atomically, as it is put back). Returns how many were.
+    pub async fn put_back(
         &self,
         queue: &str,
         waiting: &[(Uuid, i32, Duration)],
@@ -313,17 +336,23 @@ impl Broker {
         let k = self.keys(queue);
         let mut pipe = redis::pipe();
         for chunk in waiting.chunks(PUSH_CHUNK) {
-            pipe.add_command(self.audit_cmd(&k, chunk));
+            pipe.add_command(self.audit_cmd(&k, "put", chunk));
         }
         let put_back: Vec<u64> = self.query_pipeline(&pipe).await?;
         Ok(put_back.iter().sum())
     }
 
-    fn audit_cmd(&self, k: &QueueKeys, waiting: &[(Uuid, i32, Duration)]) -> redis::Cmd {
+    fn audit_cmd(
+        &self,
+        k: &QueueKeys,
+        mode: &str,
+        waiting: &[(Uuid, i32, Duration)],
+    ) -> redis::Cmd {
         let mut cmd = evalsha(
             &scripts::AUDIT,
             &[&k.ready, &k.delayed, &k.inflight, &k.seq, &k.marker],
         );
+        cmd.arg(mode);
         for (id, priority, wait) in waiting {
             cmd.arg(id.to_string())
                 .arg(priority)

@@ -213,13 +213,24 @@ impl Audit {
                     continue;
                 }
             };
-            match shared.broker.audit(queue, &page).await {
+            // Ids that look missing may only be in transit (claimed, run and
+            // acknowledged since the page was read): only those PostgreSQL still
+            // calls waiting are put back.
+            let put_back = async {
+                let missing = shared.broker.missing(queue, &page).await?;
+                if missing.is_empty() {
+                    return Ok(0);
+                }
+                let still = shared.store.still_waiting(&missing).await?;
+                Ok::<_, AuditError>(shared.broker.put_back(queue, &still).await?)
+            };
+            match put_back.await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(queue.name = %queue, jobs = n, "redis was missing waiting jobs; put them back")
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "waiting-jobs check: redis failed");
+                    tracing::debug!(error = %e, "waiting-jobs check failed");
                     continue;
                 }
             }
@@ -233,4 +244,13 @@ impl Audit {
             }
         }
     }
+}
+
+/// A step of the waiting-jobs check failed in one of the two stores.
+#[derive(Debug, thiserror::Error)]
+enum AuditError {
+    #[error(transparent)]
+    Store(#[from] crate::error::StoreError),
+    #[error(transparent)]
+    Broker(#[from] crate::error::BrokerError),
 }
