@@ -316,11 +316,16 @@ async fn concurrent_schedulers_in_one_process_fire_a_due_tick_once(pool: PgPool)
         .collect();
     let fired = futures::future::join_all(schedulers.iter().map(|s| s.fire_due())).await;
     let fired: usize = fired.into_iter().map(Result::unwrap).sum();
-    assert_eq!(
-        fired, 1,
-        "one scheduler fired the tick, the others skipped it"
+    // On a loaded machine the four calls can straddle a second, and the next tick
+    // is then due (and rightly fired) too; what must never happen is one tick twice.
+    let ticks = ticks(&env, s.id).await;
+    let distinct: std::collections::HashSet<_> = ticks.iter().map(|(tick, _)| *tick).collect();
+    assert_eq!(distinct.len(), ticks.len(), "a tick fired twice: {ticks:?}");
+    assert_eq!(fired, ticks.len(), "each firing recorded one tick");
+    assert!(
+        (1..=2).contains(&fired),
+        "one scheduler fired the due tick, the others skipped it: {ticks:?}"
     );
-    assert_eq!(ticks(&env, s.id).await.len(), 1);
 }
 
 #[sqlx::test]
