@@ -319,14 +319,31 @@ async fn a_timeout_fails_the_attempt_and_cancels_the_handler(pool: PgPool) {
 async fn rate_limit_of_ten_per_second_holds_across_two_worker_processes(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let limit = [("CONVEYOR__QUEUES__DIAGNOSTICS__RATE_LIMIT__MAX", "10")];
+    let _a = env.spawn_worker(&["--queues", Q], &limit);
+    let _b = env.spawn_worker(&["--queues", Q], &limit);
+    // Both processes up before the jobs arrive (a slow start on a loaded machine
+    // would leave every job to the first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let live: i64 = sqlx::query_scalar("SELECT count(*) FROM workers")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        if live == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{live} workers started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let ids = env
         .conveyor
         .enqueue_many((0..35).map(|_| job("NOOP", json!({}))).collect())
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let _a = env.spawn_worker(&["--queues", Q], &limit);
-    let _b = env.spawn_worker(&["--queues", Q], &limit);
     env.wait_count(
         JobStatus::Completed,
         ids.len() as i64,
