@@ -57,6 +57,85 @@ fn nul_in(value: &Value, root: &str) -> Option<String> {
     Some(path.concat())
 }
 
+/// Checks `job` against the configuration and the catalog, and resolves its
+/// defaults. Field names in errors are the API's (camelCase).
+pub fn prepare(
+    config: &Config,
+    catalog: &Catalog,
+    job: NewJob,
+) -> Result<InsertedJob, EnqueueError> {
+    let Some(queue) = config.queue(&job.queue) else {
+        return Err(EnqueueError::UnknownQueue {
+            queue: job.queue,
+            valid: config.queues.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
+    };
+    if catalog.queue_of(&job.job_type) != Some(job.queue.as_str()) {
+        let valid = catalog.types_of(&job.queue);
+        return Err(EnqueueError::UnknownJobType {
+            job_type: job.job_type,
+            valid: if valid.is_empty() {
+                "(none yet)".into()
+            } else {
+                valid.join(", ")
+            },
+            queue: job.queue,
+        });
+    }
+    if let Some(field) = nul_in(&job.payload, "payload") {
+        return Err(EnqueueError::invalid(field, NUL_REFUSED));
+    }
+    if let Some(Err(e)) = catalog.validate(&job.job_type, &job.payload) {
+        return Err(EnqueueError::invalid(e.field, e.message));
+    }
+    let max_attempts = job.max_attempts.unwrap_or(queue.attempts);
+    if !(1..=1_000).contains(&max_attempts) {
+        return Err(EnqueueError::invalid(
+            "maxAttempts",
+            "must be between 1 and 1000",
+        ));
+    }
+    let timeout_ms = match job.timeout_ms {
+        Some(ms) if ms == 0 || ms > i32::MAX as u64 => {
+            return Err(EnqueueError::invalid(
+                "timeoutMs",
+                format!("must be between 1 and {}", i32::MAX),
+            ))
+        }
+        other => other.map(|ms| ms as i32),
+    };
+    if let Some(key) = &job.idempotency_key {
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+            return Err(EnqueueError::invalid(
+                "idempotencyKey",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} bytes long"),
+            ));
+        }
+        if key.contains('\0') {
+            return Err(EnqueueError::invalid("idempotencyKey", NUL_REFUSED));
+        }
+    }
+    if let Some(b) = &job.backoff {
+        b.validate()
+            .map_err(|m| EnqueueError::invalid("backoff", m))?;
+    }
+    Ok(InsertedJob {
+        id: Uuid::now_v7(),
+        queue: job.queue,
+        job_type: job.job_type,
+        payload: job.payload,
+        max_attempts: max_attempts as i32,
+        priority: job.priority.get(),
+        parent_id: job.parent_id,
+        idempotency_key: job.idempotency_key,
+        run_at: job.run_at,
+        timeout_ms,
+        backoff: job
+            .backoff
+            .map(|b| serde_json::to_value(b).unwrap_or(Value::Null)),
+    })
+}
+
 /// The result of a single enqueue.
 #[derive(Debug, Clone)]
 pub struct Enqueued {
@@ -103,84 +182,9 @@ impl Conveyor {
     }
 
     /// Checks `job` against the configuration and the catalog, and resolves its
-    /// defaults. Field names in errors are the API's (camelCase).
+    /// defaults (see [`prepare`]).
     pub fn prepare(&self, job: NewJob) -> Result<InsertedJob, EnqueueError> {
-        let Some(queue) = self.config.queue(&job.queue) else {
-            return Err(EnqueueError::UnknownQueue {
-                queue: job.queue,
-                valid: self
-                    .config
-                    .queues
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        };
-        if self.catalog.queue_of(&job.job_type) != Some(job.queue.as_str()) {
-            let valid = self.catalog.types_of(&job.queue);
-            return Err(EnqueueError::UnknownJobType {
-                job_type: job.job_type,
-                valid: if valid.is_empty() {
-                    "(none yet)".into()
-                } else {
-                    valid.join(", ")
-                },
-                queue: job.queue,
-            });
-        }
-        if let Some(field) = nul_in(&job.payload, "payload") {
-            return Err(EnqueueError::invalid(field, NUL_REFUSED));
-        }
-        if let Some(Err(e)) = self.catalog.validate(&job.job_type, &job.payload) {
-            return Err(EnqueueError::invalid(e.field, e.message));
-        }
-        let max_attempts = job.max_attempts.unwrap_or(queue.attempts);
-        if !(1..=1_000).contains(&max_attempts) {
-            return Err(EnqueueError::invalid(
-                "maxAttempts",
-                "must be between 1 and 1000",
-            ));
-        }
-        let timeout_ms = match job.timeout_ms {
-            Some(ms) if ms == 0 || ms > i32::MAX as u64 => {
-                return Err(EnqueueError::invalid(
-                    "timeoutMs",
-                    format!("must be between 1 and {}", i32::MAX),
-                ))
-            }
-            other => other.map(|ms| ms as i32),
-        };
-        if let Some(key) = &job.idempotency_key {
-            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-                return Err(EnqueueError::invalid(
-                    "idempotencyKey",
-                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} bytes long"),
-                ));
-            }
-            if key.contains('\0') {
-                return Err(EnqueueError::invalid("idempotencyKey", NUL_REFUSED));
-            }
-        }
-        if let Some(b) = &job.backoff {
-            b.validate()
-                .map_err(|m| EnqueueError::invalid("backoff", m))?;
-        }
-        Ok(InsertedJob {
-            id: Uuid::now_v7(),
-            queue: job.queue,
-            job_type: job.job_type,
-            payload: job.payload,
-            max_attempts: max_attempts as i32,
-            priority: job.priority.get(),
-            parent_id: job.parent_id,
-            idempotency_key: job.idempotency_key,
-            run_at: job.run_at,
-            timeout_ms,
-            backoff: job
-                .backoff
-                .map(|b| serde_json::to_value(b).unwrap_or(Value::Null)),
-        })
+        prepare(&self.config, &self.catalog, job)
     }
 
     /// Records one job and pushes it to Redis. If Redis is down the job is still

@@ -12,7 +12,8 @@ use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use uuid::Uuid;
 
-use crate::catalog::{decode_payload, Catalog, JobType};
+use crate::catalog::{decode_payload, Catalog, JobType, PayloadError};
+use crate::job::NewJob;
 use crate::store::HeldAttempt;
 use crate::worker::progress::ProgressSink;
 
@@ -121,8 +122,37 @@ pub trait Handler<J: JobType>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Value, JobError>> + Send;
 }
 
+/// The processor of a batch job type `J`: it names the children, the engine does
+/// the rest. The children are recorded in one transaction with the end of the
+/// parent's attempt; the parent then waits RUNNING without holding a worker slot
+/// or a lease, and completes when its last child is terminal, its result the tally
+/// `{total, completed, failed, cancelled}`. Cancelling the parent cancels the
+/// children still waiting. Children are checked like any enqueue: one that does
+/// not fit its type fails the parent, naming it.
+pub trait BatchHandler<J: JobType>: Send + Sync + 'static {
+    fn children(
+        &self,
+        payload: J::Payload,
+        ctx: JobContext,
+    ) -> impl Future<Output = Result<Vec<NewJob>, JobError>> + Send;
+}
+
+/// What a handler's successful attempt produced.
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// The job's result.
+    Result(Value),
+    /// A batch parent's children (their `parentId` is set by the engine).
+    Children(Vec<NewJob>),
+}
+
 type ErasedRun =
-    dyn Fn(&Value, JobContext) -> BoxFuture<'static, Result<Value, JobError>> + Send + Sync;
+    dyn Fn(&Value, JobContext) -> BoxFuture<'static, Result<Output, JobError>> + Send + Sync;
+
+/// A payload that does not decode fails the job permanently, naming the field.
+fn invalid_payload(e: PayloadError) -> BoxFuture<'static, Result<Output, JobError>> {
+    futures::future::ready(Err(JobError::Permanent(format!("invalid payload: {e}")))).boxed()
+}
 
 /// Job type name → handler, plus the catalog of the registered types.
 #[derive(Clone, Default)]
@@ -140,19 +170,33 @@ impl HandlerRegistry {
     /// permanently, naming the field.
     pub fn register<J: JobType, H: Handler<J>>(&mut self, handler: H) -> &mut Self {
         let handler = Arc::new(handler);
-        let run: Arc<ErasedRun> =
-            Arc::new(
-                move |payload: &Value, ctx: JobContext| match decode_payload::<J>(payload) {
-                    Ok(decoded) => {
-                        let handler = handler.clone();
-                        async move { handler.run(decoded, ctx).await }.boxed()
-                    }
-                    Err(e) => futures::future::ready(Err(JobError::Permanent(format!(
-                        "invalid payload: {e}"
-                    ))))
-                    .boxed(),
-                },
-            );
+        self.insert::<J>(Arc::new(
+            move |payload: &Value, ctx: JobContext| match decode_payload::<J>(payload) {
+                Ok(decoded) => {
+                    let handler = handler.clone();
+                    async move { handler.run(decoded, ctx).await.map(Output::Result) }.boxed()
+                }
+                Err(e) => invalid_payload(e),
+            },
+        ))
+    }
+
+    /// Registers the batch handler `handler` for `J` (see [`BatchHandler`]).
+    pub fn register_batch<J: JobType, H: BatchHandler<J>>(&mut self, handler: H) -> &mut Self {
+        let handler = Arc::new(handler);
+        self.insert::<J>(Arc::new(
+            move |payload: &Value, ctx: JobContext| match decode_payload::<J>(payload) {
+                Ok(decoded) => {
+                    let handler = handler.clone();
+                    async move { handler.children(decoded, ctx).await.map(Output::Children) }
+                        .boxed()
+                }
+                Err(e) => invalid_payload(e),
+            },
+        ))
+    }
+
+    fn insert<J: JobType>(&mut self, run: Arc<ErasedRun>) -> &mut Self {
         self.handlers.insert(J::NAME, run);
         self.catalog.add::<J>();
         self

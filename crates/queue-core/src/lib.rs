@@ -36,5 +36,5 @@ pub use catalog::{Catalog, JobType};
 pub use client::Conveyor;
 pub use config::Config;
 pub use error::{BrokerError, EnqueueError, StoreError};
-pub use handler::{Handler, HandlerRegistry, JobContext, JobError};
+pub use handler::{BatchHandler, Handler, HandlerRegistry, JobContext, JobError};
 pub use job::{Backoff, Execution, Job, JobStatus, NewJob, Priority};

@@ -6,6 +6,7 @@
 //! with the clients in [`Deps`]. Handlers run at least once: each writes its outcome
 //! through the store's idempotent writers.
 
+mod batches;
 mod epub;
 mod errors;
 mod llm;
@@ -39,7 +40,10 @@ pub fn register_types(catalog: &mut Catalog) {
         .add::<ProcessEpub>()
         .add::<ExtractQuotes>()
         .add::<CategorizeQuote>()
-        .add::<TranslateQuote>();
+        .add::<TranslateQuote>()
+        .add::<BatchImportBooks>()
+        .add::<BatchEnrichAuthors>()
+        .add::<BatchGenerateCefr>();
 }
 
 /// The catalog of every job type the binaries know: diagnostics and domain.
@@ -100,4 +104,5 @@ pub fn register_handlers(registry: &mut HandlerRegistry, deps: Deps) {
     llm::register(registry, deps.clone());
     wikidata::register(registry, deps.clone());
     epub::register(registry, deps);
+    batches::register(registry);
 }

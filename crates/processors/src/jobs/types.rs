@@ -1,4 +1,4 @@
-//! The domain job types of SPEC §3/§8: names, queues and typed payloads, checked at
+//! The domain job types: names, queues and typed payloads, checked at
 //! enqueue (API and library alike) and again when a worker decodes them.
 
 use queue_core::JobType;
@@ -10,6 +10,10 @@ use crate::epub::check_relative_path;
 pub const AUTHOR_DATA: &str = "author_data";
 pub const BOOK_DATA: &str = "book_data";
 pub const QUOTE_DATA: &str = "quote_data";
+pub const BATCH_ORCHESTRATOR: &str = "batch_orchestrator";
+
+/// Most entries a batch payload takes (each becomes one child).
+pub const MAX_BATCH_ENTRIES: usize = queue_core::client::MAX_BULK;
 
 /// The job types PROCESS_EPUB's `then` may name: they all take `{bookId}`.
 pub const BOOK_JOB_TYPES: [&str; 5] = [
@@ -81,6 +85,60 @@ pub struct ProcessEpubPayload {
     /// Book job types to enqueue for the imported book.
     #[serde(default)]
     pub then: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BatchImportBooksPayload {
+    /// EPUBs relative to `[storage] epub_dir`: one PROCESS_EPUB child each.
+    pub paths: Vec<String>,
+    /// Book job types every child enqueues for its book (PROCESS_EPUB's `then`).
+    #[serde(default)]
+    pub then: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BatchAuthorsPayload {
+    /// One GENERATE_PERSONA child each.
+    pub author_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BatchBooksPayload {
+    /// One GENERATE_CEFR child each.
+    pub book_ids: Vec<Uuid>,
+}
+
+/// A batch names 1 to [`MAX_BATCH_ENTRIES`] entries.
+fn check_entries<T>(field: &str, entries: &[T]) -> Result<(), (String, String)> {
+    if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
+        return Err((
+            field.into(),
+            format!(
+                "must hold 1 to {MAX_BATCH_ENTRIES} entries (it holds {})",
+                entries.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `then` names only book job types.
+fn check_then(then: &[String]) -> Result<(), (String, String)> {
+    for (i, job_type) in then.iter().enumerate() {
+        if !BOOK_JOB_TYPES.contains(&job_type.as_str()) {
+            return Err((
+                format!("then[{i}]"),
+                format!(
+                    "{job_type:?} is not a book job type (one of {})",
+                    BOOK_JOB_TYPES.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A language tag such as `zh`, `en-US` or `zh-Hant`: letters, digits and `-`.
@@ -187,18 +245,44 @@ impl JobType for ProcessEpub {
     type Payload = ProcessEpubPayload;
     fn check(p: &ProcessEpubPayload) -> Result<(), (String, String)> {
         check_relative_path(&p.path).map_err(|e| ("path".to_string(), e.to_string()))?;
-        for (i, job_type) in p.then.iter().enumerate() {
-            if !BOOK_JOB_TYPES.contains(&job_type.as_str()) {
-                return Err((
-                    format!("then[{i}]"),
-                    format!(
-                        "{job_type:?} is not a book job type (one of {})",
-                        BOOK_JOB_TYPES.join(", ")
-                    ),
-                ));
-            }
+        check_then(&p.then)
+    }
+}
+
+/// PROCESS_EPUB for each of `paths`, as one batch.
+pub struct BatchImportBooks;
+impl JobType for BatchImportBooks {
+    const NAME: &'static str = "BATCH_IMPORT_BOOKS";
+    const QUEUE: &'static str = BATCH_ORCHESTRATOR;
+    type Payload = BatchImportBooksPayload;
+    fn check(p: &BatchImportBooksPayload) -> Result<(), (String, String)> {
+        check_entries("paths", &p.paths)?;
+        for (i, path) in p.paths.iter().enumerate() {
+            check_relative_path(path).map_err(|e| (format!("paths[{i}]"), e.to_string()))?;
         }
-        Ok(())
+        check_then(&p.then)
+    }
+}
+
+/// GENERATE_PERSONA for each of `authorIds`, as one batch.
+pub struct BatchEnrichAuthors;
+impl JobType for BatchEnrichAuthors {
+    const NAME: &'static str = "BATCH_ENRICH_AUTHORS";
+    const QUEUE: &'static str = BATCH_ORCHESTRATOR;
+    type Payload = BatchAuthorsPayload;
+    fn check(p: &BatchAuthorsPayload) -> Result<(), (String, String)> {
+        check_entries("authorIds", &p.author_ids)
+    }
+}
+
+/// GENERATE_CEFR for each of `bookIds`, as one batch.
+pub struct BatchGenerateCefr;
+impl JobType for BatchGenerateCefr {
+    const NAME: &'static str = "BATCH_GENERATE_CEFR";
+    const QUEUE: &'static str = BATCH_ORCHESTRATOR;
+    type Payload = BatchBooksPayload;
+    fn check(p: &BatchBooksPayload) -> Result<(), (String, String)> {
+        check_entries("bookIds", &p.book_ids)
     }
 }
 

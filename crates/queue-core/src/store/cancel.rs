@@ -35,13 +35,26 @@ impl Store {
             if waiting.rows_affected() == 1 {
                 return Ok(CancelOutcome::Cancelled);
             }
-            let running = sqlx::query(
-                "UPDATE jobs SET cancel_requested = true WHERE id = $1 AND status = 'RUNNING'",
+            // A batch parent waiting for its children (RUNNING without a lease) has
+            // its waiting children cancelled in the same statement; the tally then
+            // ends it CANCELLED once its running children are done.
+            let running: Option<Uuid> = sqlx::query_scalar(
+                "WITH parent AS (
+                    UPDATE jobs SET cancel_requested = true WHERE id = $1 AND status = 'RUNNING'
+                    RETURNING id, lease_expires_at IS NULL AS waits_for_children
+                 ), children AS (
+                    UPDATE jobs c SET status = 'CANCELLED', completed_at = now(), cancel_requested = true,
+                                      error = 'cancelled with its batch'
+                    FROM parent p
+                    WHERE p.waits_for_children AND c.parent_id = p.id
+                      AND c.status IN ('PENDING', 'DELAYED', 'RETRYING')
+                 )
+                 SELECT id FROM parent",
             )
             .bind(id)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-            if running.rows_affected() == 1 {
+            if running.is_some() {
                 return Ok(CancelOutcome::Requested);
             }
             let deleted = sqlx::query(

@@ -1,6 +1,7 @@
 //! Everything Conveyor does in PostgreSQL. All SQL lives in this module.
 
 mod admin;
+mod batches;
 mod cancel;
 mod claims;
 mod counters;
@@ -15,6 +16,7 @@ pub(crate) mod schedules;
 mod workers;
 
 pub use admin::{QueueStats, RetryOutcome};
+pub use batches::Spawned;
 pub use cancel::CancelOutcome;
 pub use claims::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt, ProgressUpdate};
 pub use counters::{Compacted, COMPACT_EVERY};

@@ -20,11 +20,15 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::running::Running;
-use crate::broker::{Ack, Broker, JobEvent};
+use chrono::{DateTime, Utc};
+
+use crate::broker::{Ack, Broker, Dispatch, JobEvent};
 use crate::error::StoreError;
-use crate::job::JobStatus;
+use crate::job::{Job, JobStatus};
 use crate::metrics::Metrics;
-use crate::store::{FinalState, FinishedAttempt, HeldAttempt, Store};
+use crate::store::{
+    FinalState, FinishedAttempt, HeldAttempt, InsertedJob, OutboxEntry, Spawned, Store,
+};
 
 /// Most attempts written per statement.
 const MAX_BATCH: usize = 1_000;
@@ -38,9 +42,43 @@ pub(crate) struct Completion {
     pub(crate) attempt: FinishedAttempt,
 }
 
+/// A batch parent's attempt that ended naming its children.
+#[derive(Debug)]
+pub(crate) struct Spawn {
+    pub(crate) queue: Arc<str>,
+    pub(crate) job_type: Arc<str>,
+    pub(crate) priority: i32,
+    pub(crate) held: HeldAttempt,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
+    pub(crate) children: Vec<InsertedJob>,
+}
+
+impl Spawn {
+    /// The attempt ending as `state` instead, its children unwritten.
+    fn ending(self, worker_id: &str, state: FinalState) -> Completion {
+        Completion {
+            queue: self.queue,
+            job_type: self.job_type,
+            priority: self.priority,
+            attempt: FinishedAttempt {
+                id: self.held.id,
+                run: self.held.run,
+                attempt: self.held.attempt,
+                worker_id: worker_id.to_string(),
+                started_at: self.started_at,
+                finished_at: self.finished_at,
+                state,
+            },
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum CompleterMsg {
     Finished(Completion),
+    /// Record a batch parent's children and let it wait for them.
+    Spawn(Spawn),
     /// Give an attempt back without counting it (shutdown).
     Release {
         queue: Arc<str>,
@@ -53,6 +91,7 @@ impl CompleterMsg {
     fn job_id(&self) -> Uuid {
         match self {
             Self::Finished(c) => c.attempt.id,
+            Self::Spawn(s) => s.held.id,
             Self::Release { held, .. } => held.id,
         }
     }
@@ -115,9 +154,11 @@ impl Completer {
         let done: Vec<Uuid> = batch.iter().map(CompleterMsg::job_id).collect();
         let mut finished = Vec::new();
         let mut releases = Vec::new();
+        let mut spawns = Vec::new();
         for msg in batch.drain(..) {
             match msg {
                 CompleterMsg::Finished(c) => finished.push(c),
+                CompleterMsg::Spawn(s) => spawns.push(s),
                 CompleterMsg::Release {
                     queue,
                     held,
@@ -129,6 +170,30 @@ impl Completer {
         // Each statement names the jobs Redis must hear about (retries, dead letters,
         // releases) in an outbox row of its own; each is deleted once Redis has them.
         let mut outboxes = Vec::new();
+        let mut spawned = false;
+        for spawn in spawns {
+            let (queue, id) = (spawn.queue.to_string(), spawn.held.id);
+            match self.write_spawn(&spawn).await {
+                Ok((Spawned::Children(children), outbox)) => {
+                    spawned = true;
+                    self.push_children(&children, outbox, &mut outboxes).await;
+                    acks.push((queue, id, Ack::Done));
+                }
+                Ok((Spawned::Stale, _)) => acks.push((queue, id, Ack::Done)),
+                Ok((Spawned::CancelRequested, _)) => {
+                    let cancelled = FinalState::Cancelled("cancelled by request".into());
+                    finished.push(spawn.ending(&self.worker_id, cancelled));
+                }
+                Err(e) => {
+                    tracing::error!(job.id = %id, error = %e, "the batch's children cannot be recorded; failing the job");
+                    let failed = FinalState::Failed(format!(
+                        "the batch's children could not be recorded: {}",
+                        e.refusal()
+                    ));
+                    finished.push(spawn.ending(&self.worker_id, failed));
+                }
+            }
+        }
         if !finished.is_empty() {
             let written = self.write_finished(&mut finished, &mut outboxes).await;
             self.publish_statuses(&finished, &written).await;
@@ -164,7 +229,7 @@ impl Completer {
         }
         // Written (or given up): no longer ours to renew.
         self.running.remove(done);
-        let told_redis = acks.iter().any(|(_, _, a)| !matches!(a, Ack::Done));
+        let told_redis = spawned || acks.iter().any(|(_, _, a)| !matches!(a, Ack::Done));
         match self.broker.ack(&acks).await {
             Ok(()) if told_redis => {
                 if let Err(e) = self.store.outbox_done(&outboxes).await {
@@ -175,6 +240,44 @@ impl Completer {
             // PostgreSQL has the truth; the reconciler re-sends what the outbox rows
             // name and the lease sweep clears stale in-flight entries.
             Err(e) => tracing::warn!(error = %e, acks = acks.len(), "redis acknowledgement failed"),
+        }
+    }
+
+    /// Records a batch parent's children; returns what happened and the outbox row
+    /// that names them.
+    async fn write_spawn(&self, spawn: &Spawn) -> Result<(Spawned, Uuid), StoreError> {
+        let outbox = OutboxEntry::pushed_by_writer();
+        let written = write_durably("spawn", || {
+            self.store.spawn_children(
+                spawn.held,
+                &self.worker_id,
+                spawn.started_at,
+                spawn.finished_at,
+                &spawn.children,
+                outbox,
+            )
+        })
+        .await?;
+        Ok((written, outbox.id))
+    }
+
+    /// Pushes a batch's freshly recorded children; their outbox row is deleted with
+    /// the batch's others once Redis has them (else the reconciler pushes them).
+    async fn push_children(&self, children: &[Job], outbox: Uuid, outboxes: &mut Vec<Uuid>) {
+        let items: Vec<Dispatch> = children
+            .iter()
+            .map(|j| Dispatch {
+                queue: j.queue_name.clone(),
+                id: j.id,
+                priority: j.priority,
+                run_at: Some(j.run_at),
+            })
+            .collect();
+        match self.broker.push(&items).await {
+            Ok(()) => outboxes.push(outbox),
+            Err(e) => {
+                tracing::warn!(error = %e, children = items.len(), "redis push of a batch's children failed; the reconciler will dispatch them")
+            }
         }
     }
 

@@ -10,17 +10,19 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
-use super::completer::{CompleterMsg, Completion};
+use super::completer::{CompleterMsg, Completion, Spawn};
 use super::running::StopReason;
 use super::WorkerShared;
-use crate::handler::{JobContext, JobError};
-use crate::job::{Backoff, MAX_DELAY_MS};
+use crate::client::prepare;
+use crate::client::MAX_BULK;
+use crate::handler::{JobContext, JobError, Output};
+use crate::job::{Backoff, NewJob, Priority, MAX_DELAY_MS};
 use crate::retry::backoff_delay;
-use crate::store::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt};
+use crate::store::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt, InsertedJob};
 
 /// How an attempt ended, before retry policy.
 enum Ending {
-    Returned(Result<serde_json::Value, JobError>),
+    Returned(Result<Output, JobError>),
     Panicked(String),
     TimedOut(Duration),
     Cancelled,
@@ -103,8 +105,44 @@ pub(crate) async fn execute(
     };
 
     let finished_at = Utc::now();
+    let ending = match ending {
+        Ending::Returned(Ok(Output::Children(children))) => {
+            match batch_children(&shared, &job, children) {
+                Ok(children) => return report.send_children(children, finished_at),
+                Err(e) => Ending::Returned(Err(e)),
+            }
+        }
+        other => other,
+    };
     let state = next_state(&job, &queue_config.backoff, ending, finished_at);
     report.send(state, finished_at);
+}
+
+/// A batch parent's children, checked and resolved like any enqueue, each with the
+/// parent's id and priority. One that does not fit fails the parent, naming it; a
+/// batch without children completes at once with an empty tally.
+fn batch_children(
+    shared: &WorkerShared,
+    parent: &ClaimedJob,
+    children: Vec<NewJob>,
+) -> Result<Vec<InsertedJob>, JobError> {
+    if children.len() > MAX_BULK {
+        return Err(JobError::permanent(format!(
+            "a batch holds at most {MAX_BULK} children; this one named {}",
+            children.len()
+        )));
+    }
+    children
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut child)| {
+            child.parent_id = Some(parent.id);
+            // The parent's priority was checked when it was enqueued.
+            child.priority = Priority::new(parent.priority).unwrap_or_default();
+            prepare(&shared.config, shared.registry.catalog(), child)
+                .map_err(|e| JobError::permanent(format!("child {i}: {e}")))
+        })
+        .collect()
 }
 
 /// Sends an attempt's outcome to the completer exactly once: [`Report::send`] on
@@ -156,6 +194,34 @@ impl Report<'_> {
     }
 }
 
+impl Report<'_> {
+    /// Ends a batch parent's attempt with its children (none: completed at once).
+    fn send_children(mut self, children: Vec<InsertedJob>, finished_at: chrono::DateTime<Utc>) {
+        if children.is_empty() {
+            let tally =
+                serde_json::json!({"total": 0, "completed": 0, "failed": 0, "cancelled": 0});
+            return self.send(Some(FinalState::Completed(tally)), finished_at);
+        }
+        self.sent = true;
+        let job = self.job;
+        let msg = CompleterMsg::Spawn(Spawn {
+            queue: self.queue.clone(),
+            job_type: self.job_type.clone(),
+            priority: job.priority,
+            held: HeldAttempt {
+                id: job.id,
+                run: job.runs,
+                attempt: job.attempts,
+            },
+            started_at: job.started_at,
+            finished_at,
+            children,
+        });
+        let _ = self.shared.completions.send(msg);
+        self.shared.metrics.busy(&self.queue, -1);
+    }
+}
+
 impl Drop for Report<'_> {
     fn drop(&mut self) {
         if !self.sent {
@@ -166,7 +232,7 @@ impl Drop for Report<'_> {
     }
 }
 
-fn from_join(joined: Result<Result<serde_json::Value, JobError>, JoinError>) -> Ending {
+fn from_join(joined: Result<Result<Output, JobError>, JoinError>) -> Ending {
     match joined {
         Ok(result) => Ending::Returned(result),
         Err(e) if e.is_panic() => {
@@ -209,7 +275,11 @@ fn next_state(
     };
     let scheduled = |error: String| retry_in(backoff_delay(&backoff, job.attempts as u32), error);
     Some(match ending {
-        Ending::Returned(Ok(result)) => FinalState::Completed(result),
+        Ending::Returned(Ok(Output::Result(result))) => FinalState::Completed(result),
+        // Taken care of before the retry policy (see `execute`).
+        Ending::Returned(Ok(Output::Children(_))) => {
+            FinalState::Failed("internal error: a batch's children reached the retry policy".into())
+        }
         Ending::Returned(Err(JobError::Permanent(e))) => FinalState::Failed(storable(e)),
         Ending::Returned(Err(JobError::Retryable(e))) => scheduled(e),
         Ending::Returned(Err(JobError::RetryAfter { after, message })) => retry_in(after, message),
