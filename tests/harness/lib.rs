@@ -6,6 +6,7 @@
 //! binary ([`TestEnv::spawn_worker`]) for tests that signal or kill processes.
 //! Nothing here skips: a test that cannot reach a service fails.
 
+pub mod fakes;
 pub mod http;
 pub mod services;
 
