@@ -844,6 +844,19 @@ async fn a_download_replaces_the_previous_file_of_the_same_name() {
 }
 
 #[tokio::test]
+async fn a_download_of_another_type_removes_the_previous_file() {
+    let fake = Fake::start().await;
+    let dir = TempDir::new();
+    std::fs::write(path_of(&dir.0, "a.jpg"), b"an older portrait").unwrap();
+    std::fs::write(path_of(&dir.0, "ab.jpg"), b"another author's").unwrap();
+    fake.client()
+        .download_image(&format!("{}/img/png", fake.base_url), &dir.0, "a", 1000)
+        .await
+        .unwrap();
+    assert_eq!(dir.files(), ["a.png", "ab.jpg"]);
+}
+
+#[tokio::test]
 async fn a_chunked_body_under_the_limit_is_counted_and_kept() {
     let fake = Fake::start().await;
     let dir = TempDir::new();

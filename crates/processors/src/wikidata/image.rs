@@ -133,9 +133,14 @@ impl WikidataClient {
         file.sync_all().await.map_err(io)?;
         drop(file);
 
-        let path = dir.join(format!("{name}.{}", extension(&media_type)));
+        let ext = extension(&media_type);
+        let path = dir.join(format!("{name}.{ext}"));
         tokio::fs::rename(&temp.0, &path).await.map_err(io)?;
         temp.keep();
+        // An earlier image of another type would otherwise stay beside the new one.
+        for stale in EXTENSIONS.iter().filter(|e| **e != ext) {
+            let _ = tokio::fs::remove_file(dir.join(format!("{name}.{stale}"))).await;
+        }
         Ok(Downloaded {
             path,
             content_type: media_type,
@@ -179,6 +184,11 @@ fn image_media_type(content_type: &str) -> Option<String> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-' | b'_'));
     valid.then_some(essence)
 }
+
+/// Every extension [`extension`] gives.
+const EXTENSIONS: [&str; 11] = [
+    "jpg", "png", "gif", "webp", "svg", "tif", "bmp", "avif", "heic", "ico", "img",
+];
 
 fn extension(media_type: &str) -> &'static str {
     match media_type {
@@ -243,6 +253,25 @@ mod tests {
             "imagex/png",
         ] {
             assert_eq!(image_media_type(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_extension_is_listed_for_clean_up() {
+        for media_type in [
+            "image/jpeg",
+            "image/png",
+            "image/gif",
+            "image/webp",
+            "image/svg+xml",
+            "image/tiff",
+            "image/bmp",
+            "image/avif",
+            "image/heic",
+            "image/x-icon",
+            "image/x-other",
+        ] {
+            assert!(EXTENSIONS.contains(&extension(media_type)), "{media_type}");
         }
     }
 
