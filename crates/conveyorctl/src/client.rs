@@ -1,4 +1,4 @@
-//! A typed HTTP client of the admin API (SPEC §5). Every call answers the raw JSON
+//! A typed HTTP client of the admin API. Every call answers the raw JSON
 //! body (for `--json`) beside the typed value (for tables), or a [`ClientError`]
 //! that says which exit code it deserves. The token goes into the `Authorization`
 //! header only; nothing here formats it into a message.
@@ -35,7 +35,7 @@ pub enum ClientError {
     /// No answer: connection refused, DNS, timeout, broken connection.
     #[error("cannot reach the API at {url}: {reason}")]
     Unreachable { url: String, reason: String },
-    /// A 2xx answer whose body is not what SPEC §5 describes.
+    /// A 2xx answer whose body is not what the API documents.
     #[error("unexpected answer from {path}: {reason}")]
     Decode { path: String, reason: String },
 }

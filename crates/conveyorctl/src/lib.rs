@@ -1,4 +1,4 @@
-//! `conveyorctl`, the command-line client of Conveyor's admin API (SPEC §5).
+//! `conveyorctl`, the command-line client of Conveyor's admin API (`/api/admin`).
 //!
 //! [`Cli`] is the whole command line; [`run`] executes it and answers the process
 //! exit code. [`client::Client`] is the typed HTTP client, `commands` holds one

@@ -1,5 +1,5 @@
 //! Configuration: `config/conveyor.toml` (or `--config` / `CONVEYOR_CONFIG`), then
-//! `CONVEYOR__SECTION__KEY` environment overrides, then the shorthands of SPEC §2.
+//! `CONVEYOR__SECTION__KEY` environment overrides, then the shorthands (`DATABASE_URL`, `REDIS_URL`, …; docs/configuration.md).
 //! A bad value stops the binary at start with one line naming the key.
 
 use std::collections::BTreeMap;
@@ -179,7 +179,7 @@ impl SchedulerConfig {
     }
 }
 
-/// Settings of one queue (SPEC §3).
+/// Settings of one queue (`[queues.<name>]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {

@@ -1,4 +1,4 @@
-//! The `diagnostics` queue (SPEC §3): job types that exercise the engine itself.
+//! The `diagnostics` queue: job types that exercise the engine itself.
 
 use std::time::Duration;
 

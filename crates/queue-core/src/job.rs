@@ -197,7 +197,7 @@ impl Backoff {
     }
 }
 
-/// A job record as stored in PostgreSQL (SPEC §4), serialized in camelCase.
+/// A job record as stored in PostgreSQL, serialized in camelCase (docs/states.md).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {

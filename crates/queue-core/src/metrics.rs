@@ -1,4 +1,4 @@
-//! Every Prometheus metric of SPEC §6, defined here and only here. Labels come
+//! Every Prometheus metric of the engine (docs/operations.md), defined here and only here. Labels come
 //! from closed sets (configured queues, registered job types, fixed states).
 
 use prometheus::{

@@ -21,7 +21,7 @@ use super::metrics::AiMetrics;
 use super::wire::{endpoint, parse_reply, request_body, Reply, Role, Turn, ANTHROPIC_VERSION};
 
 /// Tokens and the provider that answered, summed over every request of one call
-/// (the repair request included). Serialises as SPEC §8's `usage`.
+/// (the repair request included). Serialises as a job result's `usage`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {

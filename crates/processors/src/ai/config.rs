@@ -1,5 +1,5 @@
 //! Provider and routing configuration: the `[providers.*]` and `[job_types.*]`
-//! sections of SPEC §8, with their defaults applied key by key.
+//! sections of the configuration, with their defaults applied key by key.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use serde_json::Value;
 /// The provider every LLM job type without a route of its own uses.
 pub const DEFAULT_PROVIDER: &str = "deepseek";
 
-/// The LLM job types of SPEC §8, each given a route by default.
+/// The LLM job types, each given a route by default.
 pub const LLM_JOB_TYPES: [&str; 10] = [
     "GENERATE_PERSONA",
     "GENERATE_BIO",

@@ -1,6 +1,6 @@
 //! The language-model handlers: a prompt from the rows, one typed answer, the
 //! outcome written through the store's idempotent writers, and as result the
-//! answer's keys plus `usage` (SPEC §8).
+//! answer's keys plus `usage`.
 
 use std::sync::Arc;
 

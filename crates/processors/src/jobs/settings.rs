@@ -1,4 +1,4 @@
-//! The domain sections of the configuration (SPEC §8): `[providers.*]`,
+//! The domain sections of the configuration: `[providers.*]`,
 //! `[job_types.*]`, `[wikidata]` and `[storage]`. queue-core keeps them as raw
 //! values (`Config::other`), already merged from the file and the `CONVEYOR__`
 //! environment; they are read here, over their defaults, key by key.
@@ -43,7 +43,7 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
-    /// The reader's limits (the compression ratio bound is SPEC §8's 100).
+    /// The reader's limits (compression ratio at most 100).
     pub fn epub_limits(&self) -> EpubLimits {
         EpubLimits {
             max_entry_bytes: self.epub_max_entry_bytes,

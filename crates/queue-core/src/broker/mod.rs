@@ -55,7 +55,7 @@ pub enum ClaimReply {
 }
 
 /// How Redis should learn of a finished attempt (sent after PostgreSQL committed it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ack {
     /// Done for good: drop the lease.
     Done,

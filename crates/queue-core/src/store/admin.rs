@@ -10,7 +10,7 @@ use super::Store;
 use crate::error::StoreError;
 use crate::job::{Job, JobStatus};
 
-/// Job counts of one queue by state (SPEC §5 queue stats).
+/// Job counts of one queue by state (the queue stats of the admin API).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueStats {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::dispatch::outbox_cte;
 use super::{Store, RELAXED_COMMIT};
 use crate::error::StoreError;
+use crate::job::JobStatus;
 
 /// A job a worker now holds.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -44,25 +45,52 @@ pub enum FinalState {
     Cancelled(String),
 }
 
+/// How a [`FinalState`] is written: the job's columns and its execution row's status.
+struct StateColumns<'a> {
+    status: JobStatus,
+    result: Option<&'a Value>,
+    error: Option<&'a str>,
+    run_at: Option<DateTime<Utc>>,
+    /// The attempt's outcome in `job_executions` (a retry logs a FAILED attempt).
+    execution: &'static str,
+}
+
 impl FinalState {
-    fn parts(
-        &self,
-    ) -> (
-        &'static str,
-        Option<&Value>,
-        Option<&str>,
-        Option<DateTime<Utc>>,
-        &'static str,
-    ) {
-        match self {
-            Self::Completed(v) => ("COMPLETED", Some(v), None, None, "COMPLETED"),
-            Self::Retrying { error, run_at } => {
-                ("RETRYING", None, Some(error), Some(*run_at), "FAILED")
-            }
-            Self::Failed(e) => ("FAILED", None, Some(e), None, "FAILED"),
-            Self::Cancelled(e) => ("CANCELLED", None, Some(e), None, "CANCELLED"),
+    fn columns(&self) -> StateColumns<'_> {
+        let (status, result, error, run_at, execution) = match self {
+            Self::Completed(v) => (JobStatus::Completed, Some(v), None, None, "COMPLETED"),
+            Self::Retrying { error, run_at } => (
+                JobStatus::Retrying,
+                None,
+                Some(error.as_str()),
+                Some(*run_at),
+                "FAILED",
+            ),
+            Self::Failed(e) => (JobStatus::Failed, None, Some(e.as_str()), None, "FAILED"),
+            Self::Cancelled(e) => (
+                JobStatus::Cancelled,
+                None,
+                Some(e.as_str()),
+                None,
+                "CANCELLED",
+            ),
+        };
+        StateColumns {
+            status,
+            result,
+            error,
+            run_at,
+            execution,
         }
     }
+}
+
+/// A job a batch of finished attempts changed, and the status it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Written {
+    pub id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
 }
 
 /// An attempt a worker holds: the fencing token of every write after the claim.
@@ -162,7 +190,7 @@ impl Store {
         &self,
         batch: &[FinishedAttempt],
         outbox: Uuid,
-    ) -> Result<Vec<(Uuid, String)>, StoreError> {
+    ) -> Result<Vec<Written>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -183,18 +211,18 @@ impl Store {
             Vec::with_capacity(n),
         );
         for f in batch {
-            let (status, result, error, run_at, exec_status) = f.state.parts();
+            let c = f.state.columns();
             ids.push(f.id);
             runs.push(f.run);
             attempts.push(f.attempt);
             workers.push(f.worker_id.as_str());
             started.push(f.started_at);
             finished.push(f.finished_at);
-            statuses.push(status);
-            results.push(result);
-            errors.push(error);
-            run_ats.push(run_at);
-            exec_statuses.push(exec_status);
+            statuses.push(c.status.as_str());
+            results.push(c.result);
+            errors.push(c.error);
+            run_ats.push(c.run_at);
+            exec_statuses.push(c.execution);
         }
         Ok(sqlx::query_as(&format!(
             "WITH input AS (

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{Store, RELAXED_COMMIT};
 use crate::broker::{Ack, Broker, Dispatch};
 use crate::error::StoreError;
+use crate::job::JobStatus;
 
 /// The outbox row a write adds for the jobs it makes wait.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +58,8 @@ pub struct Undispatched {
     pub id: Uuid,
     pub queue_name: String,
     pub job_type: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub priority: i32,
     pub run_at: DateTime<Utc>,
     pub runs: i32,
@@ -118,8 +120,9 @@ impl Store {
         .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        let (failed, waiting): (Vec<_>, Vec<_>) =
-            named.into_iter().partition(|r| r.status == "FAILED");
+        let (failed, waiting): (Vec<_>, Vec<_>) = named
+            .into_iter()
+            .partition(|r| r.status == JobStatus::Failed);
         let items: Vec<Dispatch> = waiting
             .into_iter()
             .map(|r| Dispatch {

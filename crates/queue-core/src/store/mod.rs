@@ -18,7 +18,7 @@ mod workers;
 pub use admin::{QueueStats, RetryOutcome};
 pub use batches::Spawned;
 pub use cancel::CancelOutcome;
-pub use claims::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt, ProgressUpdate};
+pub use claims::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt, ProgressUpdate, Written};
 pub use counters::{Compacted, COMPACT_EVERY};
 pub use dispatch::{DispatchError, OutboxEntry, Undispatched};
 pub use domain::{

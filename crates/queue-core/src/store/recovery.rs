@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::dispatch::outbox_cte;
 use super::Store;
 use crate::error::StoreError;
+use crate::job::JobStatus;
 
 /// A job whose lease ran out, and where recovery left it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,7 +17,8 @@ pub struct Recovered {
     pub id: Uuid,
     pub queue_name: String,
     pub job_type: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub runs: i32,
     pub attempts: i32,
     pub error: Option<String>,

@@ -1,4 +1,4 @@
-//! Retention of finished job records (SPEC §3): per queue and state, a record is
+//! Retention of finished job records (`[queues.*] retention`): per queue and state, a record is
 //! deleted when it finished more than the maximum age ago and is not among the
 //! newest `keep` records of its queue and state (keep 0: no such floor).
 //!

@@ -12,7 +12,7 @@ use crate::error::StoreError;
 /// Channel that tells schedulers a schedule was created, changed or removed.
 pub const SCHEDULES_CHANNEL: &str = "conveyor_schedules";
 
-/// Schedule states (the seed's numbers).
+/// Schedule states, as the API writes them (`status`: 1, 0 or 2).
 pub const STATUS_DISABLED: i16 = 0;
 pub const STATUS_ENABLED: i16 = 1;
 pub const STATUS_PAUSED: i16 = 2;

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::WorkerShared;
 use crate::broker::Ack;
 use crate::client::DISPATCH_CHANNEL;
+use crate::job::JobStatus;
 
 /// Rows handled per step and round.
 const BATCH: i64 = 1_000;
@@ -153,7 +154,7 @@ async fn recover_expired(shared: &WorkerShared) {
     );
     let acks: Vec<_> = recovered
         .iter()
-        .filter(|r| r.status == "FAILED")
+        .filter(|r| r.status == JobStatus::Failed)
         .map(|r| {
             let ack = Ack::DeadLetter {
                 job_type: r.job_type.clone(),
@@ -165,7 +166,7 @@ async fn recover_expired(shared: &WorkerShared) {
             (r.queue_name.clone(), r.id, ack)
         })
         .collect();
-    for r in recovered.iter().filter(|r| r.status == "FAILED") {
+    for r in recovered.iter().filter(|r| r.status == JobStatus::Failed) {
         shared.metrics.failed(&r.queue_name, &r.job_type);
     }
     if let Err(e) = shared.broker.ack(&acks).await {
