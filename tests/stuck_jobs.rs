@@ -226,7 +226,7 @@ async fn an_attempt_of_an_earlier_run_cannot_write_to_the_current_run(pool: PgPo
         .await
         .unwrap();
     let recovered = store.recover_expired(10, &[]).await.unwrap();
-    assert_eq!(recovered[0].status, "FAILED");
+    assert_eq!(recovered[0].status, JobStatus::Failed);
     // An admin retries the job; worker B claims run 2's attempt 1.
     env.conveyor.retry(id).await.unwrap();
     let current = store

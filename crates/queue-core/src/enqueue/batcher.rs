@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::outbox::OutboxDone;
 use crate::broker::{Broker, Dispatch};
 use crate::error::StoreError;
 use crate::job::Job;
-use crate::outbox_done::OutboxDone;
 use crate::store::{jobs, InsertedJob, OutboxEntry, Store};
 
 /// Most jobs written per statement.
