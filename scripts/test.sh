@@ -10,6 +10,7 @@
 #                 (sqlx::test creates one database per test on that server)
 #   REDIS_URL     default redis://127.0.0.1:6379
 #   CI            when set, also runs `cargo fmt --check` and `cargo clippy -D warnings`,
+#                 the operations files' checks (scripts/check-ops.sh) before the build,
 #                 and the API fuzz run (scripts/fuzz-api.sh) after the tests
 #   FUZZ=1        runs the API fuzz run without CI
 # A URL pointing elsewhere than the local default server is used as is.
@@ -44,6 +45,13 @@ if [ -n "${CI:-}" ]; then
     cargo fmt --all -- --check
     echo "[conveyor] cargo clippy --workspace --all-targets -- -D warnings" >&2
     cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+# The operations files: docker-compose.yml, Dockerfile, alert rules and their unit
+# tests, Grafana dashboard.
+if [ -n "${CI:-}" ]; then
+    echo "[conveyor] scripts/check-ops.sh" >&2
+    bash scripts/check-ops.sh
 fi
 
 echo "[conveyor] cargo build --workspace --bins" >&2
