@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 
 use crate::report::Report;
-use crate::{Bench, ADMIN_TOKEN};
+use crate::setup::{Bench, ADMIN_TOKEN};
 
 /// Records inserted per statement.
 const FILL_CHUNK: usize = 100_000;

@@ -270,7 +270,7 @@ impl Report {
     /// idle RSS.
     pub(crate) fn worker_resources(
         &mut self,
-        drain: &crate::WorkerFigures,
+        drain: &crate::scenarios::WorkerFigures,
         other_peak_kb: u64,
         idle_rss_kb: u64,
         jobs: usize,
