@@ -111,15 +111,11 @@ async fn main() -> Result<()> {
     setup::recreate_database(&admin_url, &args.database).await?;
     let prefix = format!("bench-{}", Uuid::new_v4().simple());
 
-    let result = run(
-        &args,
-        plan,
-        &db_url,
-        &redis_url,
-        &prefix,
-        config_path,
-        bin_dir,
-    )
+    let result = async {
+        let bench =
+            Bench::connect(plan, &db_url, &redis_url, &prefix, config_path, bin_dir).await?;
+        run(&args, bench).await
+    }
     .await;
 
     // Clean up whatever happened.
@@ -137,23 +133,17 @@ async fn main() -> Result<()> {
     result
 }
 
-async fn run(
-    args: &Args,
-    plan: Plan,
-    db_url: &str,
-    redis_url: &str,
-    prefix: &str,
-    config_path: PathBuf,
-    bin_dir: PathBuf,
-) -> Result<()> {
-    let mut bench = Bench::connect(plan, db_url, redis_url, prefix, config_path, bin_dir).await?;
+/// Runs the scenarios `args` selects (and BullMQ), then prints and writes the report.
+async fn run(args: &Args, mut bench: Bench) -> Result<()> {
+    let plan = bench.plan;
     let mut report = Report::new(plan.quick, plan.jobs);
     report.set_environment(bench.environment().await);
 
     eprintln!(
-        "[bench] {} mode: {} jobs per throughput scenario, prefix {prefix}",
+        "[bench] {} mode: {} jobs per throughput scenario, prefix {}",
         if plan.quick { "quick" } else { "full" },
-        plan.jobs
+        plan.jobs,
+        bench.prefix
     );
 
     bench.warm_up().await?;
@@ -190,7 +180,7 @@ async fn run(
         // BullMQ must not pay for the flush of what Conveyor's scenarios wrote.
         bench.settle().await;
         let dir = absolute(&args.bullmq_dir)?;
-        match bullmq::run(&dir, redis_url, &plan).await {
+        match bullmq::run(&dir, &bench.redis_url, &plan).await {
             Ok(figures) => report.set_bullmq(figures),
             Err(e) => {
                 eprintln!("[bench] BullMQ run failed: {e:#}");

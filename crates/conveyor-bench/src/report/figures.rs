@@ -37,8 +37,7 @@ impl Report {
         p50_target: Option<f64>,
         p99_target: Option<f64>,
     ) {
-        let (p50, p99) = (percentile(sorted_ms, 0.50), percentile(sorted_ms, 0.99));
-        let max = sorted_ms.last().copied().unwrap_or(0.0);
+        let (p50, p99, max) = p50_p99_max(sorted_ms);
         let mean = sorted_ms.iter().sum::<f64>() / sorted_ms.len().max(1) as f64;
         eprintln!("[bench]    p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms");
         self.scenarios.insert(
@@ -73,7 +72,7 @@ impl Report {
         errors: usize,
     ) {
         let rate = sorted_ms.len() as f64 / seconds.max(1e-9);
-        let (p50, p99) = (percentile(sorted_ms, 0.50), percentile(sorted_ms, 0.99));
+        let (p50, p99, max) = p50_p99_max(sorted_ms);
         eprintln!(
             "[bench]    {} requests ({errors} errors) in {seconds:.2} s = {rate:.0}/s, p50 {p50:.2} ms, p99 {p99:.2} ms",
             sorted_ms.len()
@@ -88,7 +87,7 @@ impl Report {
                 "requests_per_s": rate,
                 "p50_ms": p50,
                 "p99_ms": p99,
-                "max_ms": sorted_ms.last().copied().unwrap_or(0.0),
+                "max_ms": max,
             }),
         );
         self.push(label, "requests/s", rate, Target::AtLeast(5_000.0), None);
@@ -109,8 +108,7 @@ impl Report {
     ) {
         let mut figures = Map::new();
         for (route, sorted_ms) in routes {
-            let (p50, p99) = (percentile(sorted_ms, 0.50), percentile(sorted_ms, 0.99));
-            let max = sorted_ms.last().copied().unwrap_or(0.0);
+            let (p50, p99, max) = p50_p99_max(sorted_ms);
             eprintln!("[bench]    GET {route}: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
             figures.insert(
                 route.clone(),
@@ -161,61 +159,67 @@ impl Report {
             }),
         );
         let label = "6. worker resources (CPU during drain)";
-        self.push(
-            label,
-            "worker CPU s / 1 000 jobs",
-            per_1000,
-            Target::None,
-            Some(("cpu", "worker_cpu_seconds_per_1000_jobs")),
-        );
-        self.push(
-            label,
-            "Redis CPU s / 1 000 jobs",
-            cpu.redis * 1_000.0 / n,
-            Target::None,
-            Some(("cpu", "redis_cpu_seconds_per_1000_jobs")),
-        );
-        self.push(
-            label,
-            "PostgreSQL CPU s / 1 000 jobs (without the bench's polls)",
-            (cpu.postgres - cpu.poller).max(0.0) * 1_000.0 / n,
-            Target::None,
-            None,
-        );
-        self.push(
-            label,
-            "bench's completion polls, PostgreSQL CPU s / 1 000 jobs",
-            cpu.poller * 1_000.0 / n,
-            Target::None,
-            None,
-        );
-        self.push(
-            label,
-            "CPU ms / job, worker + Redis + PostgreSQL",
-            system_ms_per_job,
-            Target::AtMostTimesBullmq(0.5),
-            Some(("cpu", "system_cpu_ms_per_job")),
-        );
-        self.push(
-            label,
-            "CPU ms / job, whole machine",
-            machine_ms_per_job,
-            Target::None,
-            Some(("cpu", "machine_cpu_ms_per_job")),
-        );
-        self.push(
-            label,
-            "worker peak RSS MB",
-            peak_mb,
-            Target::AtMost(50.0),
-            Some(("cpu", "peak_rss_mb")),
-        );
-        self.push(
-            label,
-            "worker idle RSS MB",
-            idle_mb,
-            Target::AtMost(10.0),
-            Some(("cpu", "idle_rss_mb")),
-        );
+        let rows = [
+            (
+                "worker CPU s / 1 000 jobs",
+                per_1000,
+                Target::None,
+                Some(("cpu", "worker_cpu_seconds_per_1000_jobs")),
+            ),
+            (
+                "Redis CPU s / 1 000 jobs",
+                cpu.redis * 1_000.0 / n,
+                Target::None,
+                Some(("cpu", "redis_cpu_seconds_per_1000_jobs")),
+            ),
+            (
+                "PostgreSQL CPU s / 1 000 jobs (without the bench's polls)",
+                (cpu.postgres - cpu.poller).max(0.0) * 1_000.0 / n,
+                Target::None,
+                None,
+            ),
+            (
+                "bench's completion polls, PostgreSQL CPU s / 1 000 jobs",
+                cpu.poller * 1_000.0 / n,
+                Target::None,
+                None,
+            ),
+            (
+                "CPU ms / job, worker + Redis + PostgreSQL",
+                system_ms_per_job,
+                Target::AtMostTimesBullmq(0.5),
+                Some(("cpu", "system_cpu_ms_per_job")),
+            ),
+            (
+                "CPU ms / job, whole machine",
+                machine_ms_per_job,
+                Target::None,
+                Some(("cpu", "machine_cpu_ms_per_job")),
+            ),
+            (
+                "worker peak RSS MB",
+                peak_mb,
+                Target::AtMost(50.0),
+                Some(("cpu", "peak_rss_mb")),
+            ),
+            (
+                "worker idle RSS MB",
+                idle_mb,
+                Target::AtMost(10.0),
+                Some(("cpu", "idle_rss_mb")),
+            ),
+        ];
+        for (metric, value, target, bullmq) in rows {
+            self.push(label, metric, value, target, bullmq);
+        }
     }
+}
+
+/// Median, 99th percentile and maximum of sorted values (0 when empty).
+fn p50_p99_max(sorted: &[f64]) -> (f64, f64, f64) {
+    (
+        percentile(sorted, 0.50),
+        percentile(sorted, 0.99),
+        sorted.last().copied().unwrap_or(0.0),
+    )
 }

@@ -8,6 +8,7 @@ mod target;
 
 use serde_json::{json, Map, Value};
 
+pub(crate) use table::group_digits;
 pub(crate) use target::Target;
 
 struct Row {

@@ -74,14 +74,7 @@ pub(super) fn fmt(v: f64) -> String {
     if v.abs() >= 1_000.0 {
         let s = format!("{:.0}", v);
         let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
-        let mut grouped = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                grouped.push(' ');
-            }
-            grouped.push(c);
-        }
-        format!("{sign}{grouped}")
+        format!("{sign}{}", group_digits(digits))
     } else if v.abs() >= 100.0 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
@@ -91,9 +84,28 @@ pub(super) fn fmt(v: f64) -> String {
     }
 }
 
+/// "1000000" → "1 000 000".
+pub(crate) fn group_digits(digits: &str) -> String {
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(' ');
+        }
+        grouped.push(c);
+    }
+    grouped
+}
+
 #[cfg(test)]
 mod tests {
-    use super::fmt;
+    use super::{fmt, group_digits};
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group_digits("1000000"), "1 000 000");
+        assert_eq!(group_digits("10000"), "10 000");
+        assert_eq!(group_digits("999"), "999");
+    }
 
     #[test]
     fn formats() {

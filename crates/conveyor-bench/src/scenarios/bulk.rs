@@ -6,9 +6,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use super::{chunks, noop};
+use super::{chunks, enqueue_noops, noop_json, post_json};
 use crate::report::{Report, Target};
-use crate::setup::{Api, Bench, ADMIN_TOKEN, QUEUE};
+use crate::setup::{Api, Bench};
 
 impl Bench {
     /// Scenario 1a: `Conveyor::enqueue_many` in chunks of 10 000.
@@ -17,23 +17,16 @@ impl Bench {
         let n = self.plan.jobs;
         eprintln!("[bench] 1. bulk enqueue (library): {n} NOOP jobs");
         let started = Instant::now();
-        for size in chunks(n, self.plan.bulk_chunk) {
-            let jobs = (0..size).map(|_| noop()).collect();
-            self.conveyor
-                .enqueue_many(jobs)
-                .await
-                .context("enqueue_many")?;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        self.expect_count("PENDING", n).await?;
-        report.throughput(
+        enqueue_noops(&self.conveyor, n, self.plan.bulk_chunk)
+            .await
+            .context("enqueue_many")?;
+        self.record_bulk(
+            report,
             "bulk_enqueue_library",
             "1. bulk enqueue, library (enqueue_many × 10 000)",
-            n,
-            secs,
-            Target::TimesBullmq(2.0),
-        );
-        Ok(())
+            started,
+        )
+        .await
     }
 
     /// Scenario 1b: `POST /api/admin/jobs/bulk` in chunks of 10 000.
@@ -41,7 +34,7 @@ impl Bench {
         self.reset().await?;
         let n = self.plan.jobs;
         eprintln!("[bench] 1. bulk enqueue (POST /api/admin/jobs/bulk): {n} NOOP jobs");
-        let one = json!({ "queueName": QUEUE, "jobType": "NOOP", "payload": {} });
+        let one = noop_json();
         let mut bodies: std::collections::HashMap<usize, Vec<u8>> = Default::default();
         for size in chunks(n, self.plan.bulk_chunk) {
             bodies.entry(size).or_insert_with(|| {
@@ -53,12 +46,7 @@ impl Bench {
         let url = format!("{}/api/admin/jobs/bulk", api.url);
         let started = Instant::now();
         for size in chunks(n, self.plan.bulk_chunk) {
-            let resp = api
-                .client
-                .post(&url)
-                .bearer_auth(ADMIN_TOKEN)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bodies[&size].clone())
+            let resp = post_json(&api.client, &url, bodies[&size].clone())
                 .send()
                 .await
                 .context("POST /api/admin/jobs/bulk")?;
@@ -71,15 +59,28 @@ impl Bench {
                 );
             }
         }
-        let secs = started.elapsed().as_secs_f64();
-        self.expect_count("PENDING", n).await?;
-        report.throughput(
+        self.record_bulk(
+            report,
             "bulk_enqueue_api",
             "1. bulk enqueue, POST /api/admin/jobs/bulk × 10 000",
-            n,
-            secs,
-            Target::TimesBullmq(2.0),
-        );
+            started,
+        )
+        .await
+    }
+
+    /// Checks that every job of the run arrived (PENDING) and records the rate
+    /// since `started`.
+    async fn record_bulk(
+        &self,
+        report: &mut Report,
+        key: &'static str,
+        label: &str,
+        started: Instant,
+    ) -> Result<()> {
+        let n = self.plan.jobs;
+        let secs = started.elapsed().as_secs_f64();
+        self.expect_count("PENDING", n).await?;
+        report.throughput(key, label, n, secs, Target::TimesBullmq(2.0));
         Ok(())
     }
 }

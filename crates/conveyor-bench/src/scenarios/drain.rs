@@ -2,10 +2,9 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use super::WorkerFigures;
-use crate::measure::{cpu_snapshot, proc_status_kb};
+use super::{enqueue_noops, WorkerFigures};
 use crate::report::{Report, Target};
 use crate::setup::Bench;
 
@@ -16,18 +15,17 @@ impl Bench {
         self.reset().await?;
         let n = self.plan.jobs;
         eprintln!("[bench] 2. drain: {n} queued NOOP jobs, one worker");
-        self.enqueue_noops(n, self.plan.bulk_chunk).await?;
+        enqueue_noops(&self.conveyor, n, self.plan.bulk_chunk)
+            .await
+            .context("enqueue_many")?;
         let started = Instant::now();
         let mut worker = self.spawn_worker()?;
-        let cpu0 = cpu_snapshot(worker.pid(), self.redis_pid, self.poll_pid);
+        let cpu0 = self.cpu_now(&worker);
         let done = self
             .wait_completed(n, &mut worker, self.plan.drain_timeout(n))
             .await?;
         let secs = done.duration_since(started).as_secs_f64();
-        let cpu =
-            cpu_snapshot(worker.pid(), self.redis_pid, self.poll_pid).since(&cpu0, self.ticks);
-        let peak = proc_status_kb(worker.pid(), "VmHWM")?;
-        worker.stop().await?;
+        let figures = self.finish_worker(worker, &cpu0, n).await?;
         report.throughput(
             "drain",
             "2. drain (queued → all COMPLETED, 1 worker × 100)",
@@ -35,10 +33,6 @@ impl Bench {
             secs,
             Target::TimesBullmq(1.5),
         );
-        Ok(WorkerFigures {
-            jobs: n,
-            cpu,
-            peak_rss_kb: peak,
-        })
+        Ok(figures)
     }
 }

@@ -5,8 +5,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use super::{chunks, noop, WorkerFigures};
-use crate::measure::{cpu_snapshot, proc_status_kb};
+use super::{enqueue_noops, WorkerFigures};
 use crate::report::{Report, Target};
 use crate::setup::Bench;
 
@@ -18,17 +17,13 @@ impl Bench {
         eprintln!("[bench] 3. end to end: producing {n} NOOP jobs while one worker drains");
         let mut worker = self.spawn_worker()?;
         self.wait_worker_ready(&mut worker).await?;
-        let cpu0 = cpu_snapshot(worker.pid(), self.redis_pid, self.poll_pid);
+        let cpu0 = self.cpu_now(&worker);
         let started = Instant::now();
         let mut producer = {
             let conveyor = self.conveyor.clone();
             let chunk = self.plan.e2e_chunk;
             tokio::spawn(async move {
-                for size in chunks(n, chunk) {
-                    conveyor
-                        .enqueue_many((0..size).map(|_| noop()).collect())
-                        .await?;
-                }
+                enqueue_noops(&conveyor, n, chunk).await?;
                 Ok::<_, queue_core::EnqueueError>(Instant::now())
             })
         };
@@ -55,10 +50,8 @@ impl Bench {
                 .context("producer")?,
         };
         let secs = done.duration_since(started).as_secs_f64();
-        let cpu =
-            cpu_snapshot(worker.pid(), self.redis_pid, self.poll_pid).since(&cpu0, self.ticks);
-        let peak = proc_status_kb(worker.pid(), "VmHWM")?;
-        worker.stop().await?;
+        let figures = self.finish_worker(worker, &cpu0, n).await?;
+        let cpu = &figures.cpu;
         report.throughput(
             "end_to_end",
             "3. end to end (produce × 1 000 while working → all COMPLETED)",
@@ -75,13 +68,9 @@ impl Bench {
                 "postgres_cpu_seconds": cpu.postgres,
                 "poll_backend_cpu_seconds": cpu.poller,
                 "machine_cpu_seconds": cpu.machine,
-                "worker_peak_rss_kb": peak,
+                "worker_peak_rss_kb": figures.peak_rss_kb,
             }),
         );
-        Ok(WorkerFigures {
-            jobs: n,
-            cpu,
-            peak_rss_kb: peak,
-        })
+        Ok(figures)
     }
 }

@@ -18,14 +18,14 @@ mod single_post;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use queue_core::NewJob;
+use anyhow::{bail, ensure, Result};
+use queue_core::{Conveyor, EnqueueError, NewJob};
 use serde_json::{json, Value};
 
-use crate::measure::CpuUse;
-use crate::setup::{Bench, Proc, QUEUE};
+use crate::measure::{cpu_snapshot, proc_status_kb, CpuSnapshot, CpuUse};
+use crate::setup::{Bench, Proc, ADMIN_TOKEN, QUEUE};
 
-/// What the drain scenario measured of its worker.
+/// What the drain and end-to-end scenarios measured of their worker.
 pub(crate) struct WorkerFigures {
     pub(crate) jobs: usize,
     pub(crate) cpu: CpuUse,
@@ -33,14 +33,26 @@ pub(crate) struct WorkerFigures {
 }
 
 impl Bench {
-    async fn enqueue_noops(&self, n: usize, chunk: usize) -> Result<()> {
-        for size in chunks(n, chunk) {
-            self.conveyor
-                .enqueue_many((0..size).map(|_| noop()).collect())
-                .await
-                .context("enqueue_many")?;
-        }
-        Ok(())
+    /// The CPU time used so far by the worker, Redis, PostgreSQL and the machine.
+    fn cpu_now(&self, worker: &Proc) -> CpuSnapshot {
+        cpu_snapshot(worker.pid(), self.redis_pid, self.poll_pid)
+    }
+
+    /// The worker's CPU since `cpu0` and its peak RSS, for `jobs` jobs; then stops it.
+    async fn finish_worker(
+        &self,
+        worker: Proc,
+        cpu0: &CpuSnapshot,
+        jobs: usize,
+    ) -> Result<WorkerFigures> {
+        let cpu = self.cpu_now(&worker).since(cpu0, self.ticks);
+        let peak_rss_kb = proc_status_kb(worker.pid(), "VmHWM")?;
+        worker.stop().await?;
+        Ok(WorkerFigures {
+            jobs,
+            cpu,
+            peak_rss_kb,
+        })
     }
 
     async fn count(&self, status: &str) -> Result<usize> {
@@ -91,6 +103,30 @@ impl Bench {
 
 fn noop() -> NewJob {
     NewJob::new(QUEUE, "NOOP", json!({}))
+}
+
+/// A NOOP job as the admin API takes it.
+fn noop_json() -> Value {
+    json!({ "queueName": QUEUE, "jobType": "NOOP", "payload": {} })
+}
+
+/// Enqueues `n` NOOP jobs through the library, `chunk` per `enqueue_many`.
+async fn enqueue_noops(conveyor: &Conveyor, n: usize, chunk: usize) -> Result<(), EnqueueError> {
+    for size in chunks(n, chunk) {
+        conveyor
+            .enqueue_many((0..size).map(|_| noop()).collect())
+            .await?;
+    }
+    Ok(())
+}
+
+/// An authenticated JSON `POST` to the admin API.
+fn post_json(client: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
 }
 
 fn bytes_of(v: &Value) -> Vec<u8> {

@@ -3,11 +3,10 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use serde_json::json;
 
-use super::bytes_of;
+use super::{bytes_of, noop_json, post_json};
 use crate::report::Report;
-use crate::setup::{Api, Bench, ADMIN_TOKEN, QUEUE};
+use crate::setup::{Api, Bench};
 
 impl Bench {
     /// Scenario 5: Single-job `POST /api/admin/jobs` from 64 concurrent connections.
@@ -16,7 +15,7 @@ impl Bench {
         let conns = self.plan.post_connections;
         let duration = self.plan.post_duration;
         eprintln!("[bench] 5. single POST /api/admin/jobs: {conns} connections for {duration:?}");
-        let body = bytes_of(&json!({ "queueName": QUEUE, "jobType": "NOOP", "payload": {} }));
+        let body = bytes_of(&noop_json());
         let url = format!("{}/api/admin/jobs", api.url);
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(conns)
@@ -31,13 +30,7 @@ impl Bench {
                 let mut errors = 0usize;
                 while Instant::now() < end {
                     let t = Instant::now();
-                    let resp = client
-                        .post(&url)
-                        .bearer_auth(ADMIN_TOKEN)
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await;
+                    let resp = post_json(&client, &url, body.clone()).send().await;
                     let ok = match resp {
                         Ok(r) => r.status().as_u16() == 201 && r.bytes().await.is_ok(),
                         Err(_) => false,

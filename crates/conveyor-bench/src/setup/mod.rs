@@ -67,8 +67,8 @@ impl Plan {
 pub(crate) struct Bench {
     pub(crate) plan: Plan,
     db_url: String,
-    redis_url: String,
-    prefix: String,
+    pub(crate) redis_url: String,
+    pub(crate) prefix: String,
     config_path: PathBuf,
     bin_dir: PathBuf,
     pub(crate) conveyor: Conveyor,
@@ -160,19 +160,12 @@ impl Bench {
             .execute(&self.pool)
             .await
             .context("truncating the job tables")?;
-        let mut keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query_async(&mut self.redis)
-            .await?;
         // A queue's generation marker stays: without it the next worker would take
         // Redis for lost and re-dispatch every waiting job (see `warm_up`).
-        keys.retain(|k| !k.ends_with(":generation"));
-        for batch in keys.chunks(1_000) {
-            let () = redis::cmd("DEL")
-                .arg(batch)
-                .query_async(&mut self.redis)
-                .await?;
-        }
+        redis_prefix::delete_keys(&mut self.redis, &self.prefix, |k| {
+            !k.ends_with(":generation")
+        })
+        .await?;
         self.settle().await;
         Ok(())
     }
@@ -193,16 +186,7 @@ impl Bench {
             .fetch_one(&self.pool)
             .await
             .ok();
-        let info: Option<String> = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut self.redis)
-            .await
-            .ok();
-        let redis_version = info.as_deref().and_then(|i| {
-            i.lines()
-                .find_map(|l| l.strip_prefix("redis_version:"))
-                .map(|v| v.trim().to_string())
-        });
+        let redis_version = self.redis_server_info("redis_version").await;
         let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
             c.lines()
                 .find_map(|l| l.strip_prefix("model name"))
