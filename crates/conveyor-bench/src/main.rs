@@ -1,6 +1,7 @@
 //! `conveyor-bench`: drives the real `conveyor-api` and `conveyor-worker` binaries
-//! through the scenarios of issue 6 and reports throughput, latency and resources,
-//! plus the admin reads over 1 000 000 records of issue 5 (`big_table`).
+//! through the scenarios in `scenarios/` (bulk enqueue, drain, end to end, pickup
+//! latency, single POSTs, worker resources) and reports throughput, latency and
+//! resources, plus the admin API's reads over 1 000 000 records (`big_table`).
 //!
 //! It makes its own database (dropped and created afresh, migrated with
 //! `queue_core::store::MIGRATOR`) on the PostgreSQL server of `DATABASE_URL` and uses
@@ -27,7 +28,10 @@ use report::Report;
 use setup::{absolute, Bench, Plan};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Benchmarks Conveyor's binaries (issue 6 scenarios)")]
+#[command(
+    version,
+    about = "Benchmarks Conveyor's binaries: throughput, latency, resources and admin reads"
+)]
 struct Args {
     /// Small counts and short runs (2 000 jobs), no targets: the CI check.
     #[arg(long)]

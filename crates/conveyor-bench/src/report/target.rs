@@ -3,7 +3,7 @@
 use super::table::fmt;
 use super::{Report, Row};
 
-/// BullMQ 6.7 figures measured on the reference machine (issue 6), by (scenario,
+/// BullMQ 6.7 figures measured once on a reference machine, by (scenario,
 /// field) of the BullMQ JSON; ratio targets use them unless the run measured BullMQ
 /// itself (`--with-bullmq`).
 const BULLMQ_REFERENCE: [((&str, &str), f64); 4] = [
@@ -46,7 +46,7 @@ impl Target {
 }
 
 impl Report {
-    /// BullMQ's figure at `at`: measured in this run, else issue 6's reference.
+    /// BullMQ's figure at `at`: measured in this run, else `BULLMQ_REFERENCE`.
     fn bullmq_base(&self, at: (&str, &str)) -> Option<f64> {
         self.bullmq_figure(at).or_else(|| {
             BULLMQ_REFERENCE
