@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::Plan;
+use crate::setup::Plan;
 
 /// Installs the script's packages when missing, runs it on `redis_url` with a
 /// fresh prefix and returns the JSON it prints.

@@ -166,4 +166,12 @@ mod tests {
         machine_busy_ticks().unwrap();
         assert!(ticks_per_second() > 0.0);
     }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+    }
 }
