@@ -14,7 +14,12 @@
 #   4. config/grafana/conveyor.json: structure, data source variable, every metric
 #      name registered in the Rust source under crates/ (and every registered
 #      metric shown), every query parsed by promtool.
-#   5. shellcheck of this script, where shellcheck is installed.
+#   5. config/systemd/*.service: `systemd-analyze verify` (each worker instance
+#      verified as conveyor-worker@book_data.service), with ExecStart pointed at
+#      stand-in executables (the binaries need not be installed), plus the
+#      settings the units promise: Type=notify, WatchdogSec, Restart=on-failure,
+#      TimeoutStopSec above the drain, an EnvironmentFile, the hardening options.
+#   6. shellcheck of this script, where shellcheck is installed.
 #
 # promtool: taken from PATH; else unpacked from Debian's `prometheus` package
 # (apt-get download, cached in ~/.cache/conveyor/tools, or CONVEYOR_TOOLS_DIR). The
@@ -151,6 +156,45 @@ check_dashboard() {
     return "$rc"
 }
 
+check_systemd() {
+    if ! command -v systemd-analyze >/dev/null 2>&1; then
+        note "systemd-analyze is not installed: the systemd units were not verified"
+        return 0
+    fi
+    local dir rc=0 unit name
+    dir="$(mktemp -d)"
+    mkdir -p "$dir/bin"
+    for b in conveyor-api conveyor-worker conveyor-scheduler; do
+        printf '#!/bin/sh\n' >"$dir/bin/$b"
+        chmod +x "$dir/bin/$b"
+    done
+    for unit in config/systemd/*.service; do
+        name="$(basename "$unit")"
+        # A template is verified through one instance.
+        name="${name/@.service/@book_data.service}"
+        sed "s|/usr/local/bin/|$dir/bin/|g" "$unit" >"$dir/$name"
+        for setting in 'Type=notify' 'WatchdogSec=' 'Restart=on-failure' 'TimeoutStopSec=' \
+            'EnvironmentFile=' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ProtectHome=yes' \
+            'PrivateTmp=yes' 'User=conveyor'; do
+            if ! grep -q "^$setting" "$unit"; then
+                log "$unit: missing $setting"
+                rc=1
+            fi
+        done
+    done
+    # The drain (worker.drain_timeout_ms, 30 s) must end before systemd kills.
+    if ! grep -Eq '^TimeoutStopSec=(3[1-9]|[4-9][0-9]|[1-9][0-9]{2,})s' config/systemd/conveyor-worker@.service; then
+        log "conveyor-worker@.service: TimeoutStopSec must exceed the 30 s drain"
+        rc=1
+    fi
+    log "systemd-analyze verify $(cd "$dir" && echo ./*.service)"
+    if ! (cd "$dir" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify ./*.service); then
+        rc=1
+    fi
+    rm -rf "$dir"
+    return "$rc"
+}
+
 check_shell() {
     if command -v shellcheck >/dev/null 2>&1; then
         log "shellcheck -x scripts/check-ops.sh"
@@ -178,6 +222,7 @@ if [ -n "$PROMTOOL" ] && [ -n "$PY" ]; then
     record "Prometheus alert rules and their unit tests" check_alerts
     record "Grafana dashboard" check_dashboard
 fi
+record "systemd units" check_systemd
 record "shellcheck" check_shell
 
 log "=== summary ($((SECONDS - STARTED)) s)"

@@ -201,7 +201,8 @@ impl TestEnv {
         }
     }
 
-    fn spawn(&self, binary: &str, args: &[&str], env: &[(&str, &str)]) -> WorkerProcess {
+    /// Spawns the real binary `binary` on this test's database and prefix.
+    pub fn spawn(&self, binary: &str, args: &[&str], env: &[(&str, &str)]) -> WorkerProcess {
         let mut cmd = Command::new(bin_path(binary));
         cmd.args(args)
             .current_dir(repo_root())

@@ -7,7 +7,10 @@ use anyhow::Context;
 use clap::Parser;
 use conveyor_api::{router, AppState, Auth};
 use processors::jobs::{self, DomainSettings};
-use queue_core::{bootstrap, Config, Conveyor};
+use queue_core::{bootstrap, service, Config, Conveyor};
+
+/// How often the API checks that it answers (feeding systemd's watchdog).
+const SELF_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Conveyor's admin HTTP API")]
@@ -27,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     // The domain sections are read by the workers; checking them here too stops a
     // bad deployment before it takes jobs.
     DomainSettings::from_config(&config)?;
-    bootstrap::init_tracing();
+    bootstrap::init_tracing(config.log.format);
     let auth = if args.insecure_no_auth {
         tracing::warn!("serving WITHOUT authentication (--insecure-no-auth)");
         Auth::Disabled
@@ -69,8 +72,23 @@ async fn main() -> anyhow::Result<()> {
             .clone()
             .run_worker_pruning(config.worker.lease(), shutdown.drain.clone()),
     );
+    // systemd: ready once listening; the watchdog is fed while the server answers
+    // its own /health.
+    let liveness = service::Liveness::new();
+    tokio::spawn(service::run_http_self_check(
+        listener.local_addr()?,
+        liveness.probe("http server"),
+        SELF_CHECK_EVERY,
+        shutdown.drain.clone(),
+    ));
+    tokio::spawn(liveness.run_watchdog(shutdown.drain.clone()));
+    service::ready(&format!("serving on {}", config.api.addr));
+    let stopping = shutdown.drain.clone();
     axum::serve(listener, router(AppState::new(conveyor, auth)))
-        .with_graceful_shutdown(async move { shutdown.drain.cancelled().await })
+        .with_graceful_shutdown(async move {
+            stopping.cancelled().await;
+            service::stopping("finishing open requests");
+        })
         .await?;
     Ok(())
 }

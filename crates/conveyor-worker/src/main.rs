@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Arc::new(Config::load(args.config.as_deref())?);
     let settings = DomainSettings::from_config(&config)?;
-    bootstrap::init_tracing();
+    bootstrap::init_tracing(config.log.format);
 
     let shutdown = bootstrap::shutdown_on_signals();
     let store = bootstrap::connect_store(&config, true).await?;

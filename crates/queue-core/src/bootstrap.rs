@@ -8,17 +8,23 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::error::{BrokerError, StoreError};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::worker::Shutdown;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`). Every binary calls it.
-pub fn init_tracing() {
+pub fn init_tracing(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        // One JSON object per line, with the current span (a job's id, queue,
+        // type and attempt) on every event inside it.
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
 }
 
 /// Connects to PostgreSQL, retrying while it is unreachable; with `wait_for_schema`

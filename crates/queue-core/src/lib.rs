@@ -28,6 +28,7 @@ pub mod job;
 pub mod metrics;
 pub mod retry;
 pub mod scheduler;
+pub mod service;
 pub mod store;
 pub mod worker;
 

@@ -32,6 +32,7 @@ use crate::config::SchedulerConfig;
 use crate::cron::{self, Clock, MisfirePolicy, SystemClock};
 use crate::error::{EnqueueError, StoreError};
 use crate::job::{Backoff, JobStatus, NewJob, Priority};
+use crate::service::{self, Liveness};
 use crate::store::schedules::{self, Schedule, ScheduleSpec, SCHEDULES_CHANNEL, STATUS_ENABLED};
 
 /// The least pause between two retention batches; a batch that took longer is
@@ -194,7 +195,12 @@ impl Scheduler {
         };
         let tick = self.config.tick();
         tracing::info!("scheduler running");
+        let liveness = Liveness::new();
+        let probe = liveness.probe("cron loop");
+        tokio::spawn(liveness.run_watchdog(stop.child_token()));
+        service::ready("firing schedules");
         while !stop.is_cancelled() {
+            probe.beat();
             if let Err(e) = self.fire_due().await {
                 tracing::warn!(error = %e, "firing due schedules failed; retrying");
             }
@@ -228,6 +234,7 @@ impl Scheduler {
                 }
             }
         }
+        service::stopping("finishing retention's batch");
         compaction.abort();
         // `stop` is cancelled here, so retention ends at its next batch boundary.
         if let Err(e) = retention.await {

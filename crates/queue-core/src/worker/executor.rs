@@ -9,6 +9,7 @@ use chrono::Utc;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::completer::{CompleterMsg, Completion, Spawn};
 use super::running::StopReason;
@@ -75,7 +76,10 @@ pub(crate) async fn execute(
                 token.clone(),
                 shared.progress.clone(),
             );
-            let mut handle = tokio::spawn(run(&job.payload, ctx));
+            // One span per attempt: every event of the handler carries the job.
+            let span = tracing::info_span!("job", job.id = %job.id, queue = %queue,
+                job.type = %job.job_type, attempt = job.attempts, run = job.runs);
+            let mut handle = tokio::spawn(run(&job.payload, ctx).instrument(span));
             let interrupted = tokio::select! {
                 joined = &mut handle => Err(joined),
                 _ = tokio::time::sleep(timeout) => Ok(Ending::TimedOut(timeout)),

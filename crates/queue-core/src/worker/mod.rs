@@ -29,6 +29,7 @@ use crate::broker::Broker;
 use crate::config::Config;
 use crate::handler::HandlerRegistry;
 use crate::metrics::Metrics;
+use crate::service::{self, Liveness};
 use crate::store::Store;
 use completer::{Completer, CompleterMsg};
 use progress::ProgressSink;
@@ -159,6 +160,7 @@ impl Worker {
                 .run_counter_compaction(background.clone()),
         );
 
+        let liveness = Liveness::new();
         let loops = TaskTracker::new();
         for queue in &shared.queues {
             let concurrency = shared.config.queue(queue).map_or(1, |q| q.concurrency) as usize;
@@ -167,17 +169,37 @@ impl Worker {
                 Arc::from(queue.as_str()),
                 concurrency,
                 shutdown.drain.clone(),
+                liveness.probe(&format!("claim loop of {queue}")),
             ));
         }
         loops.close();
+        // The watchdog stops with the claim loops: a drain is bounded by systemd's
+        // TimeoutStopSec, not by the watchdog.
+        helpers.spawn(liveness.run_watchdog(shutdown.drain.clone()));
+        service::ready(&format!("claiming from {}", shared.queues.join(", ")));
 
         shutdown.drain.cancelled().await;
         tracing::info!(running = shared.running.len(), "draining: no new claims");
-        let drain_timeout = shared.config.worker.drain_timeout();
-        tokio::select! {
-            _ = loops.wait() => {}
-            _ = tokio::time::sleep(drain_timeout) => tracing::warn!("drain timeout: giving unfinished jobs back"),
-            _ = shutdown.abort.cancelled() => tracing::warn!("second signal: giving unfinished jobs back"),
+        service::stopping(&format!("draining {} jobs", shared.running.len()));
+        let drain_timeout = tokio::time::sleep(shared.config.worker.drain_timeout());
+        tokio::pin!(drain_timeout);
+        // The drain is the progress now: a status line and a watchdog ping a second.
+        let mut report = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = loops.wait() => break,
+                _ = &mut drain_timeout => {
+                    tracing::warn!("drain timeout: giving unfinished jobs back");
+                    break;
+                }
+                _ = shutdown.abort.cancelled() => {
+                    tracing::warn!("second signal: giving unfinished jobs back");
+                    break;
+                }
+                _ = report.tick() => {
+                    service::draining(shared.running.len());
+                }
+            }
         }
         shared.running.stop_all(StopReason::Shutdown);
         // Executors answer a shutdown stop at once; bound the wait anyway.

@@ -15,6 +15,7 @@ use super::executor::execute;
 use super::WorkerShared;
 use crate::broker::{ClaimReply, JobEvent};
 use crate::job::JobStatus;
+use crate::service::Probe;
 
 /// Longest block on the marker (so a lost connection is noticed).
 const MAX_BLOCK: Duration = Duration::from_secs(5);
@@ -26,6 +27,7 @@ pub(crate) async fn run_queue(
     queue: Arc<str>,
     concurrency: usize,
     stop: CancellationToken,
+    probe: Probe,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let queue_config = shared.config.queue(&queue).cloned().unwrap_or_default();
@@ -37,7 +39,8 @@ pub(crate) async fn run_queue(
     // After a PostgreSQL failure, no id leaves Redis until PostgreSQL answers again.
     let mut postgres_down = false;
 
-    while !stop.is_cancelled() {
+    'claiming: while !stop.is_cancelled() {
+        probe.beat();
         if postgres_down {
             if shared.store.ping().await.is_err() {
                 tokio::select! {
@@ -50,9 +53,16 @@ pub(crate) async fn run_queue(
             tracing::info!(queue.name = %queue, "postgres is back; claiming again");
             postgres_down = false;
         }
-        let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
-            _ = stop.cancelled() => break,
+        // Every slot busy is progress too: the probe beats while waiting for one.
+        let first = loop {
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(p) => break p,
+                    Err(_) => break 'claiming,
+                },
+                _ = tokio::time::sleep(MAX_BLOCK) => probe.beat(),
+                _ = stop.cancelled() => break 'claiming,
+            }
         };
         let mut permits = vec![first];
         while let Ok(p) = slots.clone().try_acquire_owned() {
