@@ -21,6 +21,7 @@ pub struct Metrics {
     duration: HistogramVec,
     pub queue_jobs: IntGaugeVec,
     worker_busy: IntGaugeVec,
+    worker_concurrency: IntGaugeVec,
 }
 
 impl Metrics {
@@ -69,6 +70,17 @@ impl Metrics {
         registry
             .register(Box::new(worker_busy.clone()))
             .expect("unique metric");
+        let worker_concurrency = IntGaugeVec::new(
+            Opts::new(
+                "conveyor_worker_concurrency",
+                "Attempts this process may run at once, per queue (follows the backlog when adaptive).",
+            ),
+            &["queue"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(worker_concurrency.clone()))
+            .expect("unique metric");
         Self {
             registry,
             enqueued,
@@ -78,6 +90,7 @@ impl Metrics {
             duration,
             queue_jobs,
             worker_busy,
+            worker_concurrency,
         }
     }
 
@@ -100,6 +113,12 @@ impl Metrics {
     }
     pub(crate) fn busy(&self, queue: &str, delta: i64) {
         self.worker_busy.with_label_values(&[queue]).add(delta);
+    }
+
+    pub(crate) fn concurrency(&self, queue: &str, limit: u32) {
+        self.worker_concurrency
+            .with_label_values(&[queue])
+            .set(i64::from(limit));
     }
 
     /// The Prometheus text format of every metric.

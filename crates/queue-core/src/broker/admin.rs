@@ -99,6 +99,15 @@ impl Broker {
         Ok(())
     }
 
+    /// Jobs of `queue` ready to be claimed (its backlog).
+    pub async fn ready_len(&self, queue: &str) -> Result<u64, BrokerError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("ZCARD")
+            .arg(self.keys(queue).ready)
+            .query_async(&mut conn)
+            .await?)
+    }
+
     /// Every live worker of this prefix (SCAN over the heartbeat keys, never KEYS),
     /// sorted by id. A key that expires mid-scan or does not hold a worker's JSON is
     /// skipped.

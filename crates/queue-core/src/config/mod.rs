@@ -190,8 +190,11 @@ impl Config {
                     "queue names use letters, digits, '_' and '-'",
                 ));
             }
-            if q.concurrency == 0 {
-                return Err(ConfigError::new(key("concurrency"), "must be at least 1"));
+            if let Err((sub, message)) = q.concurrency.check() {
+                return Err(ConfigError::new(
+                    format!("{}{sub}", key("concurrency")),
+                    message,
+                ));
             }
             if q.attempts == 0 {
                 return Err(ConfigError::new(key("attempts"), "must be at least 1"));
@@ -234,13 +237,40 @@ mod tests {
     "#;
 
     #[test]
+    fn concurrency_is_a_number_or_an_adaptive_table() {
+        let config = Config::from_toml_str(
+            "[queues.a]\nconcurrency = 7\n[queues.b]\nconcurrency = { min = 2, max = 20, step = 2 }",
+        )
+        .unwrap();
+        assert_eq!(
+            config.queue("a").unwrap().concurrency,
+            Concurrency::Fixed(7)
+        );
+        let b = config.queue("b").unwrap().concurrency;
+        assert_eq!(
+            b,
+            Concurrency::Adaptive(AdaptiveConcurrency {
+                min: 2,
+                max: 20,
+                step: 2,
+                scale_up_interval_ms: 5_000,
+                scale_down_interval_ms: 30_000,
+            })
+        );
+        assert_eq!((b.initial(), b.max()), (2, 20));
+    }
+
+    #[test]
     fn environment_overrides_nested_keys_and_shorthands() {
         std::env::set_var("CONVEYOR__QUEUES__BOOK_DATA__CONCURRENCY", "9");
         std::env::set_var("CONVEYOR__WORKER__LEASE_MS", "45000");
         std::env::set_var("DATABASE_URL", "postgres://db.example/conveyor");
         std::env::set_var("CONVEYOR_ADMIN_TOKENS", "one, two ,");
         let config = Config::from_toml_str(FILE).unwrap();
-        assert_eq!(config.queue("book_data").unwrap().concurrency, 9);
+        assert_eq!(
+            config.queue("book_data").unwrap().concurrency,
+            Concurrency::Fixed(9)
+        );
         assert_eq!(
             config.queue("book_data").unwrap().rate_limit,
             RateLimit {
@@ -268,6 +298,18 @@ mod tests {
     fn invalid_settings_name_their_key() {
         let cases = [
             ("[queues.q]\nconcurrency = 0", "queues.q.concurrency"),
+            (
+                "[queues.q]\nconcurrency = { min = 4, max = 2 }",
+                "queues.q.concurrency.max",
+            ),
+            (
+                "[queues.q]\nconcurrency = { min = 1, max = 2, step = 0 }",
+                "queues.q.concurrency.step",
+            ),
+            (
+                "[queues.q]\nconcurrency = { min = 1, max = 2, steps = 1 }",
+                "queues.q.concurrency",
+            ),
             ("[queues.q]\nattempts = 0", "queues.q.attempts"),
             (
                 "[queues.q]\nbackoff = { type = \"exponential\", delay_ms = 10, max_delay_ms = 5 }",

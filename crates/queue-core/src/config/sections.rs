@@ -155,8 +155,9 @@ impl SchedulerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Jobs run at once per worker process.
-    pub concurrency: u32,
+    /// Jobs run at once per worker process: a number, or a table for a limit that
+    /// follows the backlog.
+    pub concurrency: Concurrency,
     /// Default attempts per job (a job's `maxAttempts` wins).
     pub attempts: u32,
     pub timeout_ms: u64,
@@ -168,7 +169,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
-            concurrency: 5,
+            concurrency: Concurrency::Fixed(5),
             attempts: 3,
             timeout_ms: 300_000,
             backoff: Backoff::Exponential {
@@ -180,6 +181,78 @@ impl Default for QueueConfig {
             retention: Retention::default(),
         }
     }
+}
+
+/// A queue's `concurrency`: `5` (fixed), or `{ min = 2, max = 50, step = 2,
+/// scale_up_interval_ms = 5000, scale_down_interval_ms = 30000 }` (adaptive: up by
+/// `step` while the backlog exceeds twice the limit, down while it is under half).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Concurrency {
+    Fixed(u32),
+    Adaptive(AdaptiveConcurrency),
+}
+
+impl Concurrency {
+    /// The limit a worker starts with.
+    pub fn initial(&self) -> u32 {
+        match self {
+            Self::Fixed(n) => *n,
+            Self::Adaptive(a) => a.min,
+        }
+    }
+
+    /// The highest limit it can reach.
+    pub fn max(&self) -> u32 {
+        match self {
+            Self::Fixed(n) => *n,
+            Self::Adaptive(a) => a.max,
+        }
+    }
+
+    /// Checks the bounds; the error names the key under `concurrency`.
+    pub(crate) fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        match self {
+            Self::Fixed(0) => Err(("", "must be at least 1")),
+            Self::Fixed(_) => Ok(()),
+            Self::Adaptive(a) if a.min == 0 => Err((".min", "must be at least 1")),
+            Self::Adaptive(a) if a.max < a.min => Err((".max", "must be at least min")),
+            Self::Adaptive(a) if a.step == 0 => Err((".step", "must be at least 1")),
+            Self::Adaptive(a) if a.scale_up_interval_ms == 0 => {
+                Err((".scale_up_interval_ms", "must be greater than 0"))
+            }
+            Self::Adaptive(a) if a.scale_down_interval_ms == 0 => {
+                Err((".scale_down_interval_ms", "must be greater than 0"))
+            }
+            Self::Adaptive(_) => Ok(()),
+        }
+    }
+}
+
+/// The bounds and pace of an adaptive limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveConcurrency {
+    pub min: u32,
+    pub max: u32,
+    #[serde(default = "default_step")]
+    pub step: u32,
+    /// Least time between two changes when going up.
+    #[serde(default = "default_scale_up_ms")]
+    pub scale_up_interval_ms: u64,
+    /// Least time between two changes when going down.
+    #[serde(default = "default_scale_down_ms")]
+    pub scale_down_interval_ms: u64,
+}
+
+fn default_step() -> u32 {
+    1
+}
+fn default_scale_up_ms() -> u64 {
+    5_000
+}
+fn default_scale_down_ms() -> u64 {
+    30_000
 }
 
 /// At most `max` job starts per `duration_ms`, shared by every worker of the queue.

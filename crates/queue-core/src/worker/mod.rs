@@ -14,6 +14,7 @@ mod maintenance;
 pub mod progress;
 mod runner;
 mod running;
+mod scaling;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use tokio_util::task::TaskTracker;
 pub use identity::WorkerIdentity;
 
 use crate::broker::Broker;
-use crate::config::Config;
+use crate::config::{Concurrency, Config};
 use crate::handler::HandlerRegistry;
 use crate::metrics::Metrics;
 use crate::service::{self, Liveness};
@@ -94,13 +95,13 @@ impl Worker {
         let mut config = (*config).clone();
         if let Some(c) = concurrency {
             for q in config.queues.values_mut() {
-                q.concurrency = c.max(1);
+                q.concurrency = Concurrency::Fixed(c.max(1));
             }
         }
         let total = queues
             .iter()
             .filter_map(|q| config.queue(q))
-            .map(|q| q.concurrency)
+            .map(|q| q.concurrency.max())
             .sum();
         let identity = WorkerIdentity::new();
         let running = Running::default();
@@ -163,7 +164,10 @@ impl Worker {
         let liveness = Liveness::new();
         let loops = TaskTracker::new();
         for queue in &shared.queues {
-            let concurrency = shared.config.queue(queue).map_or(1, |q| q.concurrency) as usize;
+            let concurrency = shared
+                .config
+                .queue(queue)
+                .map_or(Concurrency::Fixed(1), |q| q.concurrency);
             loops.spawn(runner::run_queue(
                 shared.clone(),
                 Arc::from(queue.as_str()),

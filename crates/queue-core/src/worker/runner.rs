@@ -4,16 +4,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::executor::execute;
+use super::scaling::{Scaler, Slots, OBSERVE_EVERY};
 use super::WorkerShared;
 use crate::broker::{ClaimReply, JobEvent};
+use crate::config::{AdaptiveConcurrency, Concurrency};
 use crate::job::JobStatus;
 use crate::service::Probe;
 
@@ -25,11 +27,22 @@ const PAUSE_RECHECK: Duration = Duration::from_millis(500);
 pub(crate) async fn run_queue(
     shared: Arc<WorkerShared>,
     queue: Arc<str>,
-    concurrency: usize,
+    concurrency: Concurrency,
     stop: CancellationToken,
     probe: Probe,
 ) {
-    let slots = Arc::new(Semaphore::new(concurrency));
+    let limit = Slots::new(concurrency.initial());
+    shared.metrics.concurrency(&queue, concurrency.initial());
+    if let Concurrency::Adaptive(bounds) = concurrency {
+        tokio::spawn(follow_backlog(
+            shared.clone(),
+            queue.clone(),
+            limit.clone(),
+            bounds,
+            stop.clone(),
+        ));
+    }
+    let slots = limit.semaphore.clone();
     let queue_config = shared.config.queue(&queue).cloned().unwrap_or_default();
     let lease = shared.config.worker.lease();
     let mut blocking: Option<MultiplexedConnection> = None;
@@ -113,6 +126,37 @@ pub(crate) async fn run_queue(
     }
     tasks.close();
     tasks.wait().await;
+}
+
+/// Adapts `slots` to the queue's backlog until `stop` (see `scaling`).
+async fn follow_backlog(
+    shared: Arc<WorkerShared>,
+    queue: Arc<str>,
+    slots: Slots,
+    bounds: AdaptiveConcurrency,
+    stop: CancellationToken,
+) {
+    let mut scaler = Scaler::new(bounds, Instant::now());
+    let mut ticks = tokio::time::interval(OBSERVE_EVERY);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let backlog = match shared.broker.ready_len(&queue).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(queue.name = %queue, error = %e, "cannot read the backlog");
+                continue;
+            }
+        };
+        let before = scaler.limit();
+        if let Some(limit) = scaler.observe(backlog, Instant::now()) {
+            tracing::info!(queue.name = %queue, from = before, to = limit, backlog, "concurrency changed");
+            slots.set_limit(limit);
+            shared.metrics.concurrency(&queue, limit);
+        }
+    }
 }
 
 /// Blocks until the marker is touched or `timeout` passes.
