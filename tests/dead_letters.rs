@@ -16,12 +16,7 @@ use uuid::Uuid;
 const Q: &str = "diagnostics";
 
 async fn stream_len(env: &TestEnv) -> usize {
-    let mut redis = env.redis().await;
-    redis::cmd("XLEN")
-        .arg(env.conveyor.broker().keys(Q).dlq)
-        .query_async(&mut redis)
-        .await
-        .unwrap()
+    env.dead_letters(Q).await.len()
 }
 
 fn dead_letter(error: &str) -> Ack {
