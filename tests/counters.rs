@@ -302,6 +302,7 @@ async fn concurrent_writers_and_compactions_stay_exact(pool: PgPool) {
         tasks.push(tokio::spawn(async move {
             for _ in 0..40 {
                 store.compact_counters().await.unwrap();
+                // Spreads the compactions over the writers' run.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }));

@@ -58,7 +58,7 @@ async fn a_failure_whose_dead_letter_never_reached_redis_gets_it_from_the_outbox
     let env = TestEnv::new(pool).await;
     let store = env.conveyor.store();
     let job = NewJob::new(Q, "FAIL", json!({"retryable": false}));
-    let id = env.conveyor.enqueue(job).await.unwrap().job.id;
+    let id = env.enqueue(job).await;
     let claimed = store
         .claim(&[id], "worker-a", Duration::from_secs(30))
         .await

@@ -183,12 +183,7 @@ async fn seed(env: &TestEnv) -> (Uuid, Uuid, Uuid) {
 }
 
 async fn enqueue(env: &TestEnv, queue: &str, job_type: &str, payload: Value) -> Uuid {
-    env.conveyor
-        .enqueue(NewJob::new(queue, job_type, payload))
-        .await
-        .unwrap_or_else(|e| panic!("{job_type}: {e}"))
-        .job
-        .id
+    env.enqueue(NewJob::new(queue, job_type, payload)).await
 }
 
 const WAIT: Duration = Duration::from_secs(60);

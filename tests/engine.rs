@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use conveyor_tests::TestEnv;
+use conveyor_tests::{wait_for, TestEnv};
 use queue_core::job::{Backoff, JobStatus, NewJob, Priority};
 use serde_json::json;
 use sqlx::PgPool;
@@ -494,25 +494,24 @@ async fn progress_reports_are_recorded(pool: PgPool) {
         .enqueue(job("PROGRESS", json!({"steps": 4, "stepMs": 300})))
         .await;
     // Midway, the record shows partial progress with its message.
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
+    let midway = wait_for(LONG, || async {
         let job = env.job(id).await;
+        assert_ne!(job.status, JobStatus::Completed, "no partial progress seen");
         if job.status == JobStatus::Running && (1..100).contains(&job.progress) {
-            assert!(
-                job.progress_message
-                    .as_deref()
-                    .unwrap()
-                    .starts_with("step "),
-                "{job:?}"
-            );
-            break;
+            Ok(job)
+        } else {
+            Err(format!("no partial progress seen: {job:?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline && job.status != JobStatus::Completed,
-            "no partial progress seen"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert!(
+        midway
+            .progress_message
+            .as_deref()
+            .unwrap()
+            .starts_with("step "),
+        "{midway:?}"
+    );
     let done = env.wait_status(id, JobStatus::Completed, LONG).await;
     assert_eq!(done.progress, 100);
     worker.stop().await;

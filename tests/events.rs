@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use queue_core::job::{JobStatus, NewJob};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 const Q: &str = "diagnostics";
@@ -63,23 +64,26 @@ async fn read_events(api: &TestApi, id: Uuid, timeout: Duration) -> Vec<(String,
         .collect()
 }
 
+/// Reads job `id`'s whole stream in a task; returns once the stream is subscribed
+/// on Redis, so every event after this is seen live.
+async fn start_reading(env: &TestEnv, api: &TestApi, id: Uuid) -> JoinHandle<Vec<(String, Value)>> {
+    let reader = {
+        let api = api.clone();
+        tokio::spawn(async move { read_events(&api, id, LONG).await })
+    };
+    wait_subscribers(env, id, 1).await;
+    reader
+}
+
 #[sqlx::test]
 async fn a_running_job_streams_progress_and_ends_with_completed(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = TestApi::new(&env);
     let id = env
-        .conveyor
         .enqueue(job("PROGRESS", json!({"steps": 4, "stepMs": 200})))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .await;
     // Connect before the worker starts, so the whole run is seen live.
-    let reader = {
-        let api = api.clone();
-        tokio::spawn(async move { read_events(&api, id, LONG).await })
-    };
-    wait_subscribers(&env, id, 1).await;
+    let reader = start_reading(&env, &api, id).await;
     let worker = env.worker(&[Q], None);
     let events = reader.await.unwrap();
     worker.stop().await;
@@ -115,13 +119,7 @@ async fn a_finished_job_gives_its_terminal_status_at_once(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = TestApi::new(&env);
     let worker = env.worker(&[Q], None);
-    let id = env
-        .conveyor
-        .enqueue(job("ECHO", json!({"x": 1})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = env.enqueue(job("ECHO", json!({"x": 1}))).await;
     env.wait_status(id, JobStatus::Completed, LONG).await;
     worker.stop().await;
     let events = read_events(&api, id, Duration::from_secs(2)).await;
@@ -134,18 +132,8 @@ async fn a_finished_job_gives_its_terminal_status_at_once(pool: PgPool) {
 async fn a_cancelled_waiting_job_ends_the_stream(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = TestApi::new(&env);
-    let id = env
-        .conveyor
-        .enqueue(job("ECHO", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let reader = {
-        let api = api.clone();
-        tokio::spawn(async move { read_events(&api, id, LONG).await })
-    };
-    wait_subscribers(&env, id, 1).await;
+    let id = env.enqueue(job("ECHO", json!({}))).await;
+    let reader = start_reading(&env, &api, id).await;
     let cancelled = api.delete(&format!("/api/admin/jobs/{id}")).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{cancelled:?}");
     let events = reader.await.unwrap();
@@ -198,12 +186,7 @@ async fn open_stream(api: &TestApi, id: Uuid, token: &str) -> Result<Body, (Stat
 }
 
 async fn pending_job(env: &TestEnv) -> Uuid {
-    env.conveyor
-        .enqueue(job("ECHO", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id
+    env.enqueue(job("ECHO", json!({}))).await
 }
 
 /// Subscribers of a job's channel on Redis (`PUBSUB NUMSUB`).
@@ -293,11 +276,7 @@ async fn a_deleted_job_ends_its_stream(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = TestApi::new(&env);
     let id = pending_job(&env).await;
-    let reader = {
-        let api = api.clone();
-        tokio::spawn(async move { read_events(&api, id, LONG).await })
-    };
-    wait_subscribers(&env, id, 1).await;
+    let reader = start_reading(&env, &api, id).await;
     sqlx::query("DELETE FROM jobs WHERE id = $1")
         .bind(id)
         .execute(&env.pool)
@@ -315,13 +294,9 @@ async fn the_shared_subscription_comes_back_after_redis_restarts(pool: PgPool) {
     let env = TestEnv::with_services(pool, db_url, redis.url(), |_| {}).await;
     let api = TestApi::new(&env);
     let id = pending_job(&env).await;
-    let reader = {
-        let api = api.clone();
-        tokio::spawn(async move { read_events(&api, id, LONG).await })
-    };
+    let reader = start_reading(&env, &api, id).await;
     let channel = format!("{}:events:{id}", env.prefix);
     let url = redis.url();
-    wait_numsub(&url, &channel).await;
     redis.stop();
     redis.restart();
     wait_numsub(&url, &channel).await;

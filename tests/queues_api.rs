@@ -141,30 +141,32 @@ async fn queue_stats_of_an_unknown_queue_is_400_listing_the_valid_queues(pool: P
     query.assert_error_naming(StatusCode::BAD_REQUEST, "invalid_query", &["status"]);
 }
 
-#[sqlx::test]
-async fn pause_and_resume_set_the_flag_in_postgres_and_redis(pool: PgPool) {
-    let env = TestEnv::new(pool.clone()).await;
-    let api = TestApi::new(&env);
-    let paused_key = env.conveyor.broker().keys(Q).paused;
-    let mut redis = env.redis().await;
-
-    let reply = api
-        .post_empty("/api/admin/jobs/queue/diagnostics/pause")
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-    assert_eq!(reply.body, json!({"queue": "diagnostics", "paused": true}));
+/// The diagnostics queue's paused flag in PostgreSQL (None: no row) and whether
+/// its paused key exists in Redis (1 or 0).
+async fn paused_flags(env: &TestEnv) -> (Option<bool>, i64) {
     let row: Option<bool> =
         sqlx::query_scalar("SELECT paused FROM queue_state WHERE queue_name = 'diagnostics'")
             .fetch_optional(&env.pool)
             .await
             .unwrap();
-    assert_eq!(row, Some(true));
     let exists: i64 = redis::cmd("EXISTS")
-        .arg(&paused_key)
-        .query_async(&mut redis)
+        .arg(env.conveyor.broker().keys(Q).paused)
+        .query_async(&mut env.redis().await)
         .await
         .unwrap();
-    assert_eq!(exists, 1);
+    (row, exists)
+}
+
+#[sqlx::test]
+async fn pause_and_resume_set_the_flag_in_postgres_and_redis(pool: PgPool) {
+    let env = TestEnv::new(pool.clone()).await;
+    let api = TestApi::new(&env);
+    let reply = api
+        .post_empty("/api/admin/jobs/queue/diagnostics/pause")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.body, json!({"queue": "diagnostics", "paused": true}));
+    assert_eq!(paused_flags(&env).await, (Some(true), 1));
     let stats = api.get("/api/admin/jobs/queue/diagnostics/stats").await;
     assert_eq!(stats.body["paused"], true);
     // Pausing twice is fine.
@@ -178,18 +180,7 @@ async fn pause_and_resume_set_the_flag_in_postgres_and_redis(pool: PgPool) {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert_eq!(reply.body, json!({"queue": "diagnostics", "paused": false}));
-    let row: Option<bool> =
-        sqlx::query_scalar("SELECT paused FROM queue_state WHERE queue_name = 'diagnostics'")
-            .fetch_optional(&env.pool)
-            .await
-            .unwrap();
-    assert_eq!(row, Some(false));
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(&paused_key)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(exists, 0);
+    assert_eq!(paused_flags(&env).await, (Some(false), 0));
     let stats = api.get("/api/admin/jobs/queue/diagnostics/stats").await;
     assert_eq!(stats.body["paused"], false);
 }

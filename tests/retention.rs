@@ -20,6 +20,22 @@ const Q: &str = "diagnostics";
 /// How late a tick's job may be created (the scheduler suite's tolerance).
 const TICK_TOLERANCE_MS: i64 = 500;
 
+/// A retention policy: COMPLETED records older than `completed_max_age_s` go
+/// unless among the newest `keep_completed`; FAILED ones likewise.
+fn policy(
+    completed_max_age_s: u64,
+    keep_completed: u64,
+    failed_max_age_s: u64,
+    keep_failed: u64,
+) -> Retention {
+    Retention {
+        completed_max_age_s,
+        failed_max_age_s,
+        keep_completed,
+        keep_failed,
+    }
+}
+
 /// Inserts `n` finished records of `queue` in one statement, the newest finished
 /// `newest_ago_s` seconds ago and each older one a millisecond before the next.
 async fn seed_finished(env: &TestEnv, queue: &str, status: &str, n: i64, newest_ago_s: i64) {
@@ -53,12 +69,7 @@ async fn cron_ticks_stay_on_time_while_retention_works_through_a_backlog(pool: P
     const BACKLOG: i64 = 200_000;
     const KEEP: u64 = 100;
     let env = TestEnv::with_config(pool, |c| {
-        c.queues.get_mut(Q).unwrap().retention = Retention {
-            completed_max_age_s: 3_600,
-            failed_max_age_s: 3_600,
-            keep_completed: KEEP,
-            keep_failed: KEEP,
-        };
+        c.queues.get_mut(Q).unwrap().retention = policy(3_600, KEEP, 3_600, KEEP);
     })
     .await;
     seed_finished(&env, Q, "COMPLETED", BACKLOG, 86_400).await;
@@ -147,12 +158,6 @@ async fn count(env: &TestEnv, queue: &str, status: &str) -> i64 {
 #[sqlx::test]
 async fn retention_keeps_exactly_the_newest_and_the_young_per_queue_and_state(pool: PgPool) {
     const HOUR: u64 = 3_600;
-    let policy = |completed_max_age_s, keep_completed, failed_max_age_s, keep_failed| Retention {
-        completed_max_age_s,
-        failed_max_age_s,
-        keep_completed,
-        keep_failed,
-    };
     let env = TestEnv::with_config(pool, |c| {
         let mut set = |q: &str, r| c.queues.get_mut(q).unwrap().retention = r;
         // The keep floor bites (more old records than young ones below it) / age alone.
@@ -338,18 +343,8 @@ async fn retention_reads_through_its_index_without_sorting(pool: PgPool) {
 #[sqlx::test]
 async fn retention_removes_exactly_what_its_policy_names(pool: PgPool) {
     let env = TestEnv::with_config(pool, |c| {
-        c.queues.get_mut(Q).unwrap().retention = Retention {
-            completed_max_age_s: 3_600,
-            failed_max_age_s: 7_200,
-            keep_completed: 2,
-            keep_failed: 0,
-        };
-        c.queues.get_mut("book_data").unwrap().retention = Retention {
-            completed_max_age_s: 3_600,
-            failed_max_age_s: 3_600,
-            keep_completed: 100,
-            keep_failed: 0,
-        };
+        c.queues.get_mut(Q).unwrap().retention = policy(3_600, 2, 7_200, 0);
+        c.queues.get_mut("book_data").unwrap().retention = policy(3_600, 100, 3_600, 0);
     })
     .await;
     let h = 3_600;
@@ -393,12 +388,7 @@ async fn retention_removes_exactly_what_its_policy_names(pool: PgPool) {
 #[sqlx::test]
 async fn retention_deletes_in_batches(pool: PgPool) {
     let env = TestEnv::with_config(pool, |c| {
-        c.queues.get_mut(Q).unwrap().retention = Retention {
-            completed_max_age_s: 60,
-            failed_max_age_s: 60,
-            keep_completed: 10,
-            keep_failed: 0,
-        };
+        c.queues.get_mut(Q).unwrap().retention = policy(60, 10, 60, 0);
     })
     .await;
     sqlx::query(

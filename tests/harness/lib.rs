@@ -437,7 +437,13 @@ impl TestEnv {
 
     /// Enqueues `job` through the library; answers its id.
     pub async fn enqueue(&self, job: NewJob) -> Uuid {
-        self.conveyor.enqueue(job).await.expect("enqueue").job.id
+        let what = format!("{} {}", job.queue, job.job_type);
+        self.conveyor
+            .enqueue(job)
+            .await
+            .unwrap_or_else(|e| panic!("enqueue {what}: {e}"))
+            .job
+            .id
     }
 
     /// The state of job `id` as PostgreSQL has it (None: no such record).
