@@ -3,10 +3,10 @@
 //! and token from the environment, as a script would) and checks its stdout,
 //! stderr and exit code, and where it matters the records it changed.
 
-use std::process::Command;
 use std::time::Duration;
 
-use conveyor_tests::{bin_path, ApiProcess, TestEnv};
+use conveyor_tests::ctl::run_ctl;
+use conveyor_tests::{wait_for, TestEnv};
 use queue_core::job::{JobStatus, NewJob};
 use queue_core::store::{NewBook, NewChapter, NewQuote};
 use serde_json::{json, Value};
@@ -20,72 +20,8 @@ const LONG: Duration = Duration::from_secs(30);
 // Helpers
 // ---------------------------------------------------------------------------------
 
-/// What one run of `conveyorctl` did.
-#[derive(Debug)]
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    /// Asserts exit 0 and answers stdout.
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "conveyorctl failed: {self:#?}");
-        assert!(self.stderr.is_empty(), "unexpected stderr: {self:#?}");
-        &self.stdout
-    }
-
-    /// Asserts exit 0 and parses stdout as JSON.
-    fn json(&self) -> Value {
-        serde_json::from_str(self.ok())
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
-    }
-
-    /// Asserts the exit code and an `error: <code>: …` line on stderr, nothing on stdout.
-    fn failed(&self, code: i32, error_code: &str) {
-        assert_eq!(self.code, code, "{self:#?}");
-        assert!(self.stdout.is_empty(), "stdout on failure: {self:#?}");
-        assert!(
-            self.stderr.starts_with(&format!("error: {error_code}")),
-            "stderr should start with `error: {error_code}`: {self:#?}"
-        );
-    }
-}
-
-/// Runs `conveyorctl args` against `url` with `token` in the environment.
-async fn run_ctl(url: &str, token: Option<&str>, args: &[&str]) -> Ran {
-    let mut cmd = Command::new(bin_path("conveyorctl"));
-    cmd.args(args)
-        .env("CONVEYOR_URL", url)
-        .env_remove("CONVEYOR_TOKEN");
-    if let Some(token) = token {
-        cmd.env("CONVEYOR_TOKEN", token);
-    }
-    // Off the runtime thread, so in-process workers keep running meanwhile.
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("conveyorctl runs");
-    Ran {
-        code: out.status.code().expect("exit code (not a signal)"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
-}
-
-/// Runs `conveyorctl args` against the test's API with its admin token.
-async fn ctl(api: &ApiProcess, args: &[&str]) -> Ran {
-    run_ctl(&api.url, Some(&api.token), args).await
-}
-
 async fn enqueue(env: &TestEnv, job_type: &str, payload: Value) -> Uuid {
-    env.conveyor
-        .enqueue(NewJob::new(Q, job_type, payload))
-        .await
-        .expect("enqueue")
-        .job
-        .id
+    env.enqueue(NewJob::new(Q, job_type, payload)).await
 }
 
 /// A job that failed for good (a worker ran it once), with its dead letter.
@@ -153,26 +89,26 @@ async fn usage_errors_exit_2(pool: PgPool) {
             "x.json",
         ][..],
     ] {
-        let ran = ctl(&api, args).await;
+        let ran = api.ctl(args).await;
         assert_eq!(ran.code, 2, "{args:?}: {ran:#?}");
         assert!(ran.stdout.is_empty(), "{ran:#?}");
     }
     // A payload that is not JSON, or a file that cannot be read: also 2, and
     // nothing was sent.
-    let ran = ctl(&api, &["enqueue", Q, "NOOP", "--payload", "{not json"]).await;
+    let ran = api
+        .ctl(&["enqueue", Q, "NOOP", "--payload", "{not json"])
+        .await;
     assert_eq!(ran.code, 2, "{ran:#?}");
     assert!(ran.stderr.contains("not valid JSON"), "{ran:#?}");
-    let ran = ctl(
-        &api,
-        &[
+    let ran = api
+        .ctl(&[
             "enqueue",
             Q,
             "NOOP",
             "--payload-file",
             "/nonexistent/p.json",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(ran.code, 2, "{ran:#?}");
     assert!(ran.stderr.contains("/nonexistent/p.json"), "{ran:#?}");
     assert_eq!(env.count(JobStatus::Pending).await, 0);
@@ -222,12 +158,12 @@ async fn an_unknown_id_exits_4(pool: PgPool) {
     let api = env.spawn_api(&[]).await;
     let id = Uuid::new_v4().to_string();
     for args in [&["get", &id][..], &["cancel", &id][..], &["retry", &id][..]] {
-        let ran = ctl(&api, args).await;
+        let ran = api.ctl(args).await;
         ran.failed(4, "not_found:");
         assert!(ran.stderr.contains(&id), "{args:?}: {ran:#?}");
     }
     // A malformed id is the API refusing the input (400), not a missing job.
-    let ran = ctl(&api, &["get", "not-a-uuid"]).await;
+    let ran = api.ctl(&["get", "not-a-uuid"]).await;
     ran.failed(1, "invalid_field: id:");
 }
 
@@ -255,11 +191,11 @@ async fn json_output_parses_for_every_reading_command(pool: PgPool) {
         let mut before = vec!["--json"];
         before.extend(args.iter().copied());
         for argv in [after, before] {
-            let value = ctl(&api, &argv).await.json();
+            let value = api.ctl(&argv).await.json();
             assert!(value.is_object() || value.is_array(), "{argv:?}: {value}");
         }
     }
-    let job = ctl(&api, &["get", &id, "--json"]).await.json();
+    let job = api.ctl(&["get", &id, "--json"]).await.json();
     assert_eq!(job["id"], id);
     assert_eq!(job["payload"], json!({"n": 1}));
     assert!(job["executions"].is_array());
@@ -273,9 +209,8 @@ async fn json_output_parses_for_every_reading_command(pool: PgPool) {
 async fn enqueue_creates_the_job_with_its_options(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
-    let ran = ctl(
-        &api,
-        &[
+    let ran = api
+        .ctl(&[
             "enqueue",
             Q,
             "ECHO",
@@ -285,9 +220,8 @@ async fn enqueue_creates_the_job_with_its_options(pool: PgPool) {
             "high",
             "--max-attempts",
             "2",
-        ],
-    )
-    .await;
+        ])
+        .await;
     let text = ran.ok();
     let id: Uuid = field(text, "id").expect("id line").parse().expect("uuid");
     assert_eq!(field(text, "queueName"), Some(Q));
@@ -299,9 +233,8 @@ async fn enqueue_creates_the_job_with_its_options(pool: PgPool) {
     assert_eq!(job.max_attempts, 2);
 
     // --delay-ms makes it DELAYED; a numeric priority is sent as a number.
-    let job = ctl(
-        &api,
-        &[
+    let job = api
+        .ctl(&[
             "enqueue",
             Q,
             "NOOP",
@@ -310,27 +243,26 @@ async fn enqueue_creates_the_job_with_its_options(pool: PgPool) {
             "--priority",
             "-3",
             "--json",
-        ],
-    )
-    .await
-    .json();
+        ])
+        .await
+        .json();
     assert_eq!(job["status"], "DELAYED");
     assert_eq!(job["priority"], -3);
     assert_eq!(job["payload"], json!({}));
 
     // The same idempotency key twice: one job; the second run says so on stderr.
     let args = ["enqueue", Q, "NOOP", "--idempotency-key", "k-1", "--json"];
-    let first = ctl(&api, &args).await.json();
-    let again = ctl(&api, &args[..args.len() - 1]).await;
+    let first = api.ctl(&args).await.json();
+    let again = api.ctl(&args[..args.len() - 1]).await;
     assert_eq!(again.code, 0, "{again:#?}");
     assert_eq!(field(&again.stdout, "id"), first["id"].as_str());
     assert!(again.stderr.contains("already exists"), "{again:#?}");
 
     // Refused input exits 1 with the API's code and message.
-    let ran = ctl(&api, &["enqueue", "no_such_queue", "NOOP"]).await;
+    let ran = api.ctl(&["enqueue", "no_such_queue", "NOOP"]).await;
     ran.failed(1, "unknown_queue:");
     assert!(ran.stderr.contains("no_such_queue"), "{ran:#?}");
-    let ran = ctl(&api, &["enqueue", Q, "NOPE"]).await;
+    let ran = api.ctl(&["enqueue", Q, "NOPE"]).await;
     ran.failed(1, "unknown_job_type:");
 }
 
@@ -341,18 +273,16 @@ async fn enqueue_reads_the_payload_from_a_file(pool: PgPool) {
     let path = std::env::temp_dir().join(format!("conveyorctl-{}.json", Uuid::new_v4()));
     let payload = json!({"items": [1, 2, 3], "nested": {"ok": true}, "text": "héllo"});
     std::fs::write(&path, serde_json::to_string_pretty(&payload).unwrap()).unwrap();
-    let ran = ctl(
-        &api,
-        &[
+    let ran = api
+        .ctl(&[
             "enqueue",
             Q,
             "ECHO",
             "--payload-file",
             path.to_str().unwrap(),
             "--json",
-        ],
-    )
-    .await;
+        ])
+        .await;
     std::fs::remove_file(&path).ok();
     let job = ran.json();
     assert_eq!(job["payload"], payload);
@@ -365,7 +295,7 @@ async fn get_shows_the_job_and_its_attempts(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
     let id = failed_job(&env).await;
-    let ran = ctl(&api, &["get", &id.to_string()]).await;
+    let ran = api.ctl(&["get", &id.to_string()]).await;
     let text = ran.ok();
     assert_eq!(field(text, "id"), Some(id.to_string().as_str()));
     assert_eq!(field(text, "status"), Some("FAILED"));
@@ -389,9 +319,8 @@ async fn list_prints_a_table_and_filters(pool: PgPool) {
     }
     enqueue(&env, "ECHO", json!({})).await;
 
-    let ran = ctl(
-        &api,
-        &[
+    let ran = api
+        .ctl(&[
             "list",
             "--queue",
             Q,
@@ -401,9 +330,8 @@ async fn list_prints_a_table_and_filters(pool: PgPool) {
             "NOOP",
             "--limit",
             "2",
-        ],
-    )
-    .await;
+        ])
+        .await;
     let text = ran.ok();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
@@ -419,9 +347,8 @@ async fn list_prints_a_table_and_filters(pool: PgPool) {
     assert!(lines[1].contains(" NOOP "), "{text}");
     assert!(lines[3].contains("page 1 of 2, 3 jobs"), "{text}");
 
-    let page = ctl(
-        &api,
-        &[
+    let page = api
+        .ctl(&[
             "list",
             "--job-type",
             "NOOP",
@@ -430,20 +357,19 @@ async fn list_prints_a_table_and_filters(pool: PgPool) {
             "--limit",
             "2",
             "--json",
-        ],
-    )
-    .await
-    .json();
+        ])
+        .await
+        .json();
     assert_eq!(page["total"], 3);
     assert_eq!(page["page"], 2);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["id"], ids[0].to_string());
 
     // Invalid filters are the API's 400s.
-    ctl(&api, &["list", "--status", "SLEEPING"])
+    api.ctl(&["list", "--status", "SLEEPING"])
         .await
         .failed(1, "invalid_field: status:");
-    ctl(&api, &["list", "--limit", "101"])
+    api.ctl(&["list", "--limit", "101"])
         .await
         .failed(1, "invalid_field: limit:");
 }
@@ -453,16 +379,13 @@ async fn retry_puts_a_failed_job_back(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
     let id = failed_job(&env).await;
-    let text = ctl(&api, &["retry", &id.to_string()])
-        .await
-        .ok()
-        .to_string();
+    let text = api.ctl(&["retry", &id.to_string()]).await.ok().to_string();
     assert_eq!(field(&text, "status"), Some("PENDING"), "{text}");
     assert_eq!(field(&text, "attempts"), Some("0"), "{text}");
     assert_eq!(env.job(id).await.status, JobStatus::Pending);
 
     // A PENDING job cannot be retried: 409 → exit 1.
-    let ran = ctl(&api, &["retry", &id.to_string()]).await;
+    let ran = api.ctl(&["retry", &id.to_string()]).await;
     ran.failed(1, "conflict:");
 }
 
@@ -471,20 +394,15 @@ async fn cancel_cancels_a_waiting_job_then_deletes_it(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
     let id = enqueue(&env, "NOOP", json!({})).await;
-    let text = ctl(&api, &["cancel", &id.to_string()])
-        .await
-        .ok()
-        .to_string();
+    let text = api.ctl(&["cancel", &id.to_string()]).await.ok().to_string();
     assert!(text.starts_with(&format!("cancelled job {id}")), "{text}");
     assert_eq!(field(&text, "status"), Some("CANCELLED"), "{text}");
     assert_eq!(env.job(id).await.status, JobStatus::Cancelled);
 
     // A finished job's record is deleted (204); --json still prints JSON.
-    let done = ctl(&api, &["cancel", &id.to_string(), "--json"])
-        .await
-        .json();
+    let done = api.ctl(&["cancel", &id.to_string(), "--json"]).await.json();
     assert_eq!(done, json!({"id": id.to_string(), "deleted": true}));
-    ctl(&api, &["get", &id.to_string()])
+    api.ctl(&["get", &id.to_string()])
         .await
         .failed(4, "not_found:");
 }
@@ -494,7 +412,7 @@ async fn queues_lists_every_configured_queue(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
     enqueue(&env, "NOOP", json!({})).await;
-    let text = ctl(&api, &["queues"]).await.ok().to_string();
+    let text = api.ctl(&["queues"]).await.ok().to_string();
     let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
@@ -536,11 +454,11 @@ async fn stats_shows_one_queue(pool: PgPool) {
     let api = env.spawn_api(&[]).await;
     enqueue(&env, "NOOP", json!({})).await;
     enqueue(&env, "NOOP", json!({})).await;
-    let text = ctl(&api, &["stats", Q]).await.ok().to_string();
+    let text = api.ctl(&["stats", Q]).await.ok().to_string();
     assert_eq!(field(&text, "queue"), Some(Q));
     assert_eq!(field(&text, "waiting"), Some("2"));
     assert_eq!(field(&text, "paused"), Some("false"));
-    ctl(&api, &["stats", "no_such_queue"])
+    api.ctl(&["stats", "no_such_queue"])
         .await
         .failed(1, "unknown_queue:");
 }
@@ -549,18 +467,18 @@ async fn stats_shows_one_queue(pool: PgPool) {
 async fn pause_and_resume_a_queue(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
-    let text = ctl(&api, &["pause", Q]).await.ok().to_string();
+    let text = api.ctl(&["pause", Q]).await.ok().to_string();
     assert_eq!(field(&text, "queue"), Some(Q));
     assert_eq!(field(&text, "paused"), Some("true"));
-    let stats = ctl(&api, &["stats", Q, "--json"]).await.json();
+    let stats = api.ctl(&["stats", Q, "--json"]).await.json();
     assert_eq!(stats["paused"], true);
 
-    let text = ctl(&api, &["resume", Q]).await.ok().to_string();
+    let text = api.ctl(&["resume", Q]).await.ok().to_string();
     assert_eq!(field(&text, "paused"), Some("false"));
-    let stats = ctl(&api, &["stats", Q, "--json"]).await.json();
+    let stats = api.ctl(&["stats", Q, "--json"]).await.json();
     assert_eq!(stats["paused"], false);
 
-    ctl(&api, &["pause", "no_such_queue"])
+    api.ctl(&["pause", "no_such_queue"])
         .await
         .failed(1, "unknown_queue:");
 }
@@ -571,17 +489,14 @@ async fn clean_removes_finished_records(pool: PgPool) {
     let api = env.spawn_api(&[]).await;
     let id = failed_job(&env).await;
     // Still within a long grace period: nothing removed.
-    let text = ctl(
-        &api,
-        &["clean", Q, "--status", "FAILED", "--grace-ms", "3600000"],
-    )
-    .await
-    .ok()
-    .to_string();
+    let text = api
+        .ctl(&["clean", Q, "--status", "FAILED", "--grace-ms", "3600000"])
+        .await
+        .ok()
+        .to_string();
     assert_eq!(field(&text, "removed"), Some("0"));
-    let text = ctl(
-        &api,
-        &[
+    let text = api
+        .ctl(&[
             "clean",
             Q,
             "--status",
@@ -590,33 +505,32 @@ async fn clean_removes_finished_records(pool: PgPool) {
             "0",
             "--limit",
             "10",
-        ],
-    )
-    .await
-    .ok()
-    .to_string();
+        ])
+        .await
+        .ok()
+        .to_string();
     assert_eq!(field(&text, "removed"), Some("1"));
-    ctl(&api, &["get", &id.to_string()])
+    api.ctl(&["get", &id.to_string()])
         .await
         .failed(4, "not_found:");
 
     // A state that cannot be cleaned: the API names the valid ones.
-    let ran = ctl(&api, &["clean", Q, "--status", "PENDING"]).await;
+    let ran = api.ctl(&["clean", Q, "--status", "PENDING"]).await;
     ran.failed(1, "invalid_field: status:");
     assert!(ran.stderr.contains("COMPLETED"), "{ran:#?}");
     // --status is required.
-    assert_eq!(ctl(&api, &["clean", Q]).await.code, 2);
+    assert_eq!(api.ctl(&["clean", Q]).await.code, 2);
 }
 
 #[sqlx::test]
 async fn dlq_list_shows_dead_letters(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
-    let text = ctl(&api, &["dlq", "list", Q]).await.ok().to_string();
+    let text = api.ctl(&["dlq", "list", Q]).await.ok().to_string();
     assert!(text.contains("no dead letters"), "{text}");
 
     let id = failed_job(&env).await;
-    let text = ctl(&api, &["dlq", "list", Q]).await.ok().to_string();
+    let text = api.ctl(&["dlq", "list", Q]).await.ok().to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("JOB ID"), "{text}");
     let row = lines
@@ -625,10 +539,10 @@ async fn dlq_list_shows_dead_letters(pool: PgPool) {
         .unwrap_or_else(|| panic!("{id} missing: {text}"));
     assert!(row.contains("FAIL") && row.ends_with("nope"), "{text}");
 
-    let letters = ctl(&api, &["dlq", "list", Q, "--json"]).await.json();
+    let letters = api.ctl(&["dlq", "list", Q, "--json"]).await.json();
     assert_eq!(letters[0]["jobId"], id.to_string());
     assert_eq!(letters[0]["attempts"], 1);
-    ctl(&api, &["dlq", "list", "no_such_queue"])
+    api.ctl(&["dlq", "list", "no_such_queue"])
         .await
         .failed(1, "unknown_queue:");
 }
@@ -640,7 +554,8 @@ async fn dlq_replay_retries_named_or_all_dead_letters(pool: PgPool) {
     let first = failed_job(&env).await;
     let second = failed_job(&env).await;
 
-    let text = ctl(&api, &["dlq", "replay", Q, "--job-id", &first.to_string()])
+    let text = api
+        .ctl(&["dlq", "replay", Q, "--job-id", &first.to_string()])
         .await
         .ok()
         .to_string();
@@ -648,13 +563,13 @@ async fn dlq_replay_retries_named_or_all_dead_letters(pool: PgPool) {
     assert_eq!(env.job(first).await.status, JobStatus::Pending);
     assert_eq!(env.job(second).await.status, JobStatus::Failed);
 
-    let all = ctl(&api, &["dlq", "replay", Q, "--json"]).await.json();
+    let all = api.ctl(&["dlq", "replay", Q, "--json"]).await.json();
     assert_eq!(all, json!({"replayed": 1}));
     assert_eq!(env.job(second).await.status, JobStatus::Pending);
-    let text = ctl(&api, &["dlq", "list", Q]).await.ok().to_string();
+    let text = api.ctl(&["dlq", "list", Q]).await.ok().to_string();
     assert!(text.contains("no dead letters"), "{text}");
 
-    ctl(&api, &["dlq", "replay", Q, "--job-id", "not-a-uuid"])
+    api.ctl(&["dlq", "replay", Q, "--job-id", "not-a-uuid"])
         .await
         .failed(1, "");
 }
@@ -663,22 +578,19 @@ async fn dlq_replay_retries_named_or_all_dead_letters(pool: PgPool) {
 async fn workers_lists_live_workers(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
-    let text = ctl(&api, &["workers"]).await.ok().to_string();
+    let text = api.ctl(&["workers"]).await.ok().to_string();
     assert!(text.contains("no live workers"), "{text}");
 
     let worker = env.worker(&[Q], Some(3));
-    let deadline = std::time::Instant::now() + LONG;
-    let text = loop {
-        let text = ctl(&api, &["workers"]).await.ok().to_string();
+    let text = wait_for(LONG, || async {
+        let text = api.ctl(&["workers"]).await.ok().to_string();
         if text.contains(&worker.id) {
-            break text;
+            Ok(text)
+        } else {
+            Err(format!("worker never listed: {text}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "worker never listed: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("ID") && lines[0].contains("LAST HEARTBEAT"),
@@ -693,7 +605,7 @@ async fn workers_lists_live_workers(pool: PgPool) {
     assert_eq!(row[2], std::process::id().to_string(), "{text}");
     assert_eq!(row[3], Q, "{text}");
     assert_eq!(row[4], "3", "{text}");
-    let workers = ctl(&api, &["workers", "--json"]).await.json();
+    let workers = api.ctl(&["workers", "--json"]).await.json();
     assert!(workers
         .as_array()
         .unwrap()
@@ -706,7 +618,7 @@ async fn workers_lists_live_workers(pool: PgPool) {
 async fn status_reports_health(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
-    let text = ctl(&api, &["status"]).await.ok().to_string();
+    let text = api.ctl(&["status"]).await.ok().to_string();
     assert_eq!(field(&text, "api"), Some("healthy"), "{text}");
     assert!(
         field(&text, "postgres").is_some_and(|v| v.starts_with("up")),
@@ -718,7 +630,7 @@ async fn status_reports_health(pool: PgPool) {
     );
     assert!(text.contains("system status"), "{text}");
 
-    let status = ctl(&api, &["status", "--json"]).await.json();
+    let status = api.ctl(&["status", "--json"]).await.json();
     assert_eq!(status["health"]["status"], "healthy");
     // `system` is the system status route's answer, or null while it is not served.
     assert!(
@@ -735,41 +647,37 @@ async fn status_reports_health(pool: PgPool) {
 async fn authors_create_list_and_get(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let api = env.spawn_api(&[]).await;
-    let text = ctl(
-        &api,
-        &[
+    let text = api
+        .ctl(&[
             "authors",
             "create",
             "Jane Austen",
             "--wikidata-id",
             "Q36322",
-        ],
-    )
-    .await
-    .ok()
-    .to_string();
+        ])
+        .await
+        .ok()
+        .to_string();
     let id = field(&text, "id").expect("id line").to_string();
     assert_eq!(field(&text, "name"), Some("Jane Austen"), "{text}");
     assert_eq!(field(&text, "wikidataId"), Some("Q36322"), "{text}");
-    let other = ctl(&api, &["authors", "create", "Anonymous", "--json"])
+    let other = api
+        .ctl(&["authors", "create", "Anonymous", "--json"])
         .await
         .json();
     assert_eq!(other["wikidataId"], Value::Null);
 
     // The API's refusals: a taken id (409) and a malformed one (400) exit 1.
-    ctl(
-        &api,
-        &["authors", "create", "J. Austen", "--wikidata-id", "Q36322"],
-    )
-    .await
-    .failed(1, "conflict: wikidataId");
-    ctl(&api, &["authors", "create", "X", "--wikidata-id", "42"])
+    api.ctl(&["authors", "create", "J. Austen", "--wikidata-id", "Q36322"])
+        .await
+        .failed(1, "conflict: wikidataId");
+    api.ctl(&["authors", "create", "X", "--wikidata-id", "42"])
         .await
         .failed(1, "invalid_field: wikidataId");
 
     // `authors` alone lists, newest first, as `authors list` does.
     for args in [&["authors"][..], &["authors", "list"][..]] {
-        let text = ctl(&api, args).await.ok().to_string();
+        let text = api.ctl(args).await.ok().to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0].split_whitespace().collect::<Vec<_>>(),
@@ -786,23 +694,21 @@ async fn authors_create_list_and_get(pool: PgPool) {
         );
         assert!(lines[3].contains("page 1 of 1, 2 authors in all"), "{text}");
     }
-    let page = ctl(
-        &api,
-        &["authors", "list", "--limit", "1", "--page", "2", "--json"],
-    )
-    .await
-    .json();
+    let page = api
+        .ctl(&["authors", "list", "--limit", "1", "--page", "2", "--json"])
+        .await
+        .json();
     assert_eq!(page["total"], 2);
     assert_eq!(page["items"][0]["id"], id);
 
-    let text = ctl(&api, &["authors", "get", &id]).await.ok().to_string();
+    let text = api.ctl(&["authors", "get", &id]).await.ok().to_string();
     assert_eq!(field(&text, "name"), Some("Jane Austen"), "{text}");
     assert_eq!(field(&text, "countries"), Some("[]"), "{text}");
     let missing = Uuid::new_v4().to_string();
-    let ran = ctl(&api, &["authors", "get", &missing]).await;
+    let ran = api.ctl(&["authors", "get", &missing]).await;
     ran.failed(4, "not_found:");
     assert!(ran.stderr.contains(&missing), "{ran:#?}");
-    ctl(&api, &["authors", "list", "--limit", "101"])
+    api.ctl(&["authors", "list", "--limit", "101"])
         .await
         .failed(1, "invalid_field: limit:");
 }
@@ -859,7 +765,8 @@ async fn books_and_quotes_list_filter_and_get(pool: PgPool) {
         .await
         .unwrap();
 
-    let text = ctl(&api, &["books", "list", "--author-id", &author])
+    let text = api
+        .ctl(&["books", "list", "--author-id", &author])
         .await
         .ok()
         .to_string();
@@ -876,25 +783,24 @@ async fn books_and_quotes_list_filter_and_get(pool: PgPool) {
         "{text}"
     );
     assert!(lines[2].contains("page 1 of 1, 1 books in all"), "{text}");
-    let all = ctl(&api, &["books", "--json"]).await.json();
+    let all = api.ctl(&["books", "--json"]).await.json();
     assert_eq!(all["total"], 2);
-    let text = ctl(&api, &["books", "get", &mine.book_id.to_string()])
+    let text = api
+        .ctl(&["books", "get", &mine.book_id.to_string()])
         .await
         .ok()
         .to_string();
     assert_eq!(field(&text, "title"), Some("Book b1"), "{text}");
     assert_eq!(field(&text, "wordCount"), Some("3"), "{text}");
-    ctl(&api, &["books", "list", "--author-id", "nope"])
+    api.ctl(&["books", "list", "--author-id", "nope"])
         .await
         .failed(1, "invalid_field: authorId:");
 
-    let text = ctl(
-        &api,
-        &["quotes", "list", "--book-id", &mine.book_id.to_string()],
-    )
-    .await
-    .ok()
-    .to_string();
+    let text = api
+        .ctl(&["quotes", "list", "--book-id", &mine.book_id.to_string()])
+        .await
+        .ok()
+        .to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
@@ -911,18 +817,20 @@ async fn books_and_quotes_list_filter_and_get(pool: PgPool) {
         "long texts are cut: {text}"
     );
     assert!(lines[2].contains("1 quotes in all"), "{text}");
-    let quote = ctl(&api, &["quotes", "get", &ids[0].to_string(), "--json"])
+    let quote = api
+        .ctl(&["quotes", "get", &ids[0].to_string(), "--json"])
         .await
         .json();
     assert_eq!(quote["text"], long);
     assert_eq!(quote["translations"]["zh"], "十一月一个阴郁的夜晚。");
-    let text = ctl(&api, &["quotes"]).await.ok().to_string();
+    let text = api.ctl(&["quotes"]).await.ok().to_string();
     assert!(text.contains("2 quotes in all"), "{text}");
-    ctl(&api, &["quotes", "get", &Uuid::new_v4().to_string()])
+    api.ctl(&["quotes", "get", &Uuid::new_v4().to_string()])
         .await
         .failed(4, "not_found:");
     // No quotes on a page past the data.
-    let text = ctl(&api, &["quotes", "list", "--page", "5"])
+    let text = api
+        .ctl(&["quotes", "list", "--page", "5"])
         .await
         .ok()
         .to_string();

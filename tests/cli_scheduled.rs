@@ -1,34 +1,15 @@
 //! `conveyorctl scheduled …` against the real `conveyor-api`: create, list, get,
 //! enable, disable, pause, trigger, delete, and a 400 naming a bad cron expression.
 
-use std::process::Command;
-
-use conveyor_tests::{bin_path, ApiProcess, TestEnv};
+use conveyor_tests::{ApiProcess, TestEnv};
 use serde_json::Value;
 use sqlx::PgPool;
 
-/// Runs `conveyorctl --json args` against the API; answers (exit code, stdout, stderr).
-async fn ctl(api: &ApiProcess, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(bin_path("conveyorctl"));
-    cmd.arg("--json")
-        .args(args)
-        .env("CONVEYOR_URL", &api.url)
-        .env("CONVEYOR_TOKEN", &api.token);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("conveyorctl runs");
-    (
-        out.status.code().expect("exit code"),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
+/// Runs `conveyorctl --json args` against the API; asserts it succeeded and
+/// answers its JSON output.
 async fn ok_json(api: &ApiProcess, args: &[&str]) -> Value {
-    let (code, stdout, stderr) = ctl(api, args).await;
-    assert_eq!(code, 0, "{args:?}: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+    let all: Vec<&str> = ["--json"].iter().chain(args).copied().collect();
+    api.ctl(&all).await.json()
 }
 
 #[sqlx::test]
@@ -76,12 +57,12 @@ async fn scheduled_commands_drive_the_scheduled_jobs_routes(pool: PgPool) {
 
     let deleted = ok_json(&api, &["scheduled", "delete", &id]).await;
     assert_eq!(deleted["deleted"], true);
-    let (code, _, _) = ctl(&api, &["scheduled", "get", &id]).await;
-    assert_eq!(code, 4, "not found");
+    let gone = api.ctl(&["--json", "scheduled", "get", &id]).await;
+    assert_eq!(gone.code, 4, "not found: {gone:?}");
 
-    let (code, stdout, stderr) = ctl(
-        &api,
-        &[
+    let bad = api
+        .ctl(&[
+            "--json",
             "scheduled",
             "create",
             "--name",
@@ -92,9 +73,8 @@ async fn scheduled_commands_drive_the_scheduled_jobs_routes(pool: PgPool) {
             "NOOP",
             "--cron",
             "every hour",
-        ],
-    )
-    .await;
-    assert_eq!(code, 1, "{stdout} {stderr}");
-    assert!(stderr.contains("cronExpression"), "{stderr}");
+        ])
+        .await;
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("cronExpression"), "{bad:?}");
 }

@@ -5,31 +5,17 @@
 
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
-use axum::Router;
+use axum::http::StatusCode;
 use chrono::Utc;
-use conveyor_tests::{http, TestEnv};
+use conveyor_tests::http::TestApi;
+use conveyor_tests::TestEnv;
 use queue_core::job::{JobStatus, NewJob};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 const Q: &str = "diagnostics";
-const TOKEN: &str = "a";
 const LONG: Duration = Duration::from_secs(30);
-
-fn app(env: &TestEnv) -> Router {
-    http::router(env, &[TOKEN], &[])
-}
-
-async fn call(
-    app: &Router,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    http::send_json(app, method, path, Some(TOKEN), body).await
-}
 
 fn job(job_type: &str, payload: Value) -> NewJob {
     NewJob::new(Q, job_type, payload)
@@ -94,64 +80,40 @@ async fn count_where(env: &TestEnv, filter: &str) -> i64 {
 }
 
 /// Every list total and stats figure the API reports equals `count(*)`.
-async fn assert_routes_agree(env: &TestEnv, app: &Router) {
+async fn assert_routes_agree(env: &TestEnv, api: &TestApi) {
     let total = |body: &Value| body["total"].as_i64().unwrap();
-    let (status, body) = call(app, Method::GET, "/api/admin/jobs", None).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(total(&body), count_where(env, "true").await);
+    let all = api.get("/api/admin/jobs").await;
+    let body = all.ok(StatusCode::OK);
+    assert_eq!(total(body), count_where(env, "true").await);
     for s in JobStatus::ALL {
         let s = s.as_str();
-        let (_, body) = call(
-            app,
-            Method::GET,
-            &format!("/api/admin/jobs?status={s}"),
-            None,
-        )
-        .await;
+        let body = api.get(&format!("/api/admin/jobs?status={s}")).await.body;
         assert_eq!(
             total(&body),
             count_where(env, &format!("status = '{s}'")).await,
             "{s}"
         );
         let path = format!("/api/admin/jobs?queue={Q}&status={s}&jobType=FAIL");
-        let (_, body) = call(app, Method::GET, &path, None).await;
+        let body = api.get(&path).await.body;
         let filter = format!("queue_name = '{Q}' AND status = '{s}' AND job_type = 'FAIL'");
         assert_eq!(total(&body), count_where(env, &filter).await, "{path}");
     }
     for t in ["ECHO", "FAIL", "NOOP", "SLEEP"] {
-        let (_, body) = call(
-            app,
-            Method::GET,
-            &format!("/api/admin/jobs?jobType={t}"),
-            None,
-        )
-        .await;
+        let body = api.get(&format!("/api/admin/jobs?jobType={t}")).await.body;
         assert_eq!(
             total(&body),
             count_where(env, &format!("job_type = '{t}'")).await,
             "{t}"
         );
     }
-    let (_, body) = call(
-        app,
-        Method::GET,
-        &format!("/api/admin/jobs?queue={Q}"),
-        None,
-    )
-    .await;
+    let body = api.get(&format!("/api/admin/jobs?queue={Q}")).await.body;
     assert_eq!(
         total(&body),
         count_where(env, &format!("queue_name = '{Q}'")).await
     );
 
-    let (status, stats) = call(
-        app,
-        Method::GET,
-        &format!("/api/admin/jobs/queue/{Q}/stats"),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{stats}");
+    let stats = api.get(&format!("/api/admin/jobs/queue/{Q}/stats")).await;
+    let stats = stats.ok(StatusCode::OK);
     for (field, s) in [
         ("waiting", "PENDING"),
         ("active", "RUNNING"),
@@ -164,15 +126,15 @@ async fn assert_routes_agree(env: &TestEnv, app: &Router) {
         let want = count_where(env, &format!("queue_name = '{Q}' AND status = '{s}'")).await;
         assert_eq!(stats[field].as_i64().unwrap(), want, "{field}: {stats}");
     }
-    let (_, queues) = call(app, Method::GET, "/api/admin/queues", None).await;
+    let queues = api.get("/api/admin/queues").await.body;
     let diag = queues
         .as_array()
         .unwrap()
         .iter()
         .find(|q| q["queue"] == Q)
         .unwrap();
-    assert_eq!(diag, &stats);
-    let (_, summary) = call(app, Method::GET, "/api/admin/metrics/summary", None).await;
+    assert_eq!(diag, stats);
+    let summary = api.get("/api/admin/metrics/summary").await.body;
     assert_eq!(
         summary["totalJobs"].as_i64().unwrap(),
         count_where(env, "true").await
@@ -190,7 +152,7 @@ async fn assert_routes_agree(env: &TestEnv, app: &Router) {
 #[sqlx::test]
 async fn counters_stay_exact_through_every_writer(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
+    let api = TestApi::new(&env);
     assert_exact(&env, "empty").await;
 
     // Enqueue: single, bulk, delayed, an idempotent duplicate (no second record),
@@ -217,21 +179,20 @@ async fn counters_stay_exact_through_every_writer(pool: PgPool) {
                 .id,
         );
     }
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        "/api/admin/jobs/bulk",
-        Some(json!({"jobs": [
+    let bulk = api
+        .post(
+            "/api/admin/jobs/bulk",
+            json!({"jobs": [
             {"queueName": Q, "jobType": "NOOP", "payload": {}},
             {"queueName": Q, "jobType": "FAIL", "payload": {"failTimes": 1}, "maxAttempts": 3,
              "backoff": {"type": "fixed", "delayMs": 20}},
             {"queueName": Q, "jobType": "FAIL", "payload": {"message": "boom", "retryable": false}},
             {"queueName": Q, "jobType": "FAIL", "payload": {"message": "again"}, "maxAttempts": 2,
              "backoff": {"type": "fixed", "delayMs": 20}}
-        ]})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+            ]}),
+        )
+        .await;
+    assert_eq!(bulk.status, StatusCode::CREATED, "{bulk:?}");
     let running = c
         .enqueue(job("SLEEP", json!({"ms": 60_000})))
         .await
@@ -239,7 +200,7 @@ async fn counters_stay_exact_through_every_writer(pool: PgPool) {
         .job
         .id;
     assert_exact(&env, "after the enqueues").await;
-    assert_routes_agree(&env, &app).await;
+    assert_routes_agree(&env, &api).await;
 
     // A worker claims, completes, retries and fails them.
     let worker = env.worker(&[Q], Some(8));
@@ -247,35 +208,17 @@ async fn counters_stay_exact_through_every_writer(pool: PgPool) {
     env.wait_count(JobStatus::Failed, 2, LONG).await;
     env.wait_status(running, JobStatus::Running, LONG).await;
     assert_exact(&env, "after the worker's claims and finishes").await;
-    assert_routes_agree(&env, &app).await;
+    assert_routes_agree(&env, &api).await;
 
     // Cancel a running job (202, then CANCELLED), a delayed one (200), delete a
     // finished record (204).
-    let (status, _) = call(
-        &app,
-        Method::DELETE,
-        &format!("/api/admin/jobs/{running}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    let cancelled = api.delete(&format!("/api/admin/jobs/{running}")).await;
+    assert_eq!(cancelled.status, StatusCode::ACCEPTED);
     env.wait_status(running, JobStatus::Cancelled, LONG).await;
-    let (status, _) = call(
-        &app,
-        Method::DELETE,
-        &format!("/api/admin/jobs/{}", delayed[0]),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(
-        &app,
-        Method::DELETE,
-        &format!("/api/admin/jobs/{}", delayed[0]),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let cancelled = api.delete(&format!("/api/admin/jobs/{}", delayed[0])).await;
+    assert_eq!(cancelled.status, StatusCode::OK);
+    let deleted = api.delete(&format!("/api/admin/jobs/{}", delayed[0])).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_exact(&env, "after cancels and a delete").await;
 
     // Retry the failed ones: they run again and fail again.
@@ -292,15 +235,14 @@ async fn counters_stay_exact_through_every_writer(pool: PgPool) {
     assert_exact(&env, "after the second runs").await;
 
     // Clean (the API) and retention (the scheduler's store call).
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        &format!("/api/admin/jobs/queue/{Q}/clean"),
-        Some(json!({"status": "COMPLETED", "graceMs": 0, "limit": 10})),
-    )
-    .await;
+    let cleaned = api
+        .post(
+            &format!("/api/admin/jobs/queue/{Q}/clean"),
+            json!({"status": "COMPLETED", "graceMs": 0, "limit": 10}),
+        )
+        .await;
     assert_eq!(
-        (status, body["removed"].as_u64()),
+        (cleaned.status, cleaned.body["removed"].as_u64()),
         (StatusCode::OK, Some(10))
     );
     assert_exact(&env, "after clean").await;
@@ -311,7 +253,7 @@ async fn counters_stay_exact_through_every_writer(pool: PgPool) {
         .unwrap();
     assert_eq!(pruned, 29);
     assert_exact(&env, "after retention").await;
-    assert_routes_agree(&env, &app).await;
+    assert_routes_agree(&env, &api).await;
 
     // Plain SQL writers are counted too, and a TRUNCATE empties the counters.
     sqlx::query("UPDATE jobs SET status = 'PENDING', run_at = now() WHERE status = 'DELAYED'")
@@ -360,6 +302,7 @@ async fn concurrent_writers_and_compactions_stay_exact(pool: PgPool) {
         tasks.push(tokio::spawn(async move {
             for _ in 0..40 {
                 store.compact_counters().await.unwrap();
+                // Spreads the compactions over the writers' run.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }));

@@ -16,12 +16,7 @@ use uuid::Uuid;
 const Q: &str = "diagnostics";
 
 async fn stream_len(env: &TestEnv) -> usize {
-    let mut redis = env.redis().await;
-    redis::cmd("XLEN")
-        .arg(env.conveyor.broker().keys(Q).dlq)
-        .query_async(&mut redis)
-        .await
-        .unwrap()
+    env.dead_letters(Q).await.len()
 }
 
 fn dead_letter(error: &str) -> Ack {
@@ -63,7 +58,7 @@ async fn a_failure_whose_dead_letter_never_reached_redis_gets_it_from_the_outbox
     let env = TestEnv::new(pool).await;
     let store = env.conveyor.store();
     let job = NewJob::new(Q, "FAIL", json!({"retryable": false}));
-    let id = env.conveyor.enqueue(job).await.unwrap().job.id;
+    let id = env.enqueue(job).await;
     let claimed = store
         .claim(&[id], "worker-a", Duration::from_secs(30))
         .await

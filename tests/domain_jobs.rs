@@ -5,9 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use conveyor_tests::fakes::{fake_answer, fake_chat_server};
-use conveyor_tests::http::{router, send_json};
+use conveyor_tests::http::{Reply, TestApi};
 use conveyor_tests::TestEnv;
 use queue_core::store::{NewBook, NewChapter, NewQuote};
 use queue_core::{JobStatus, NewJob};
@@ -15,28 +15,15 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const ADMIN: &str = "a";
-
-async fn create(
-    app: &axum::Router,
-    queue: &str,
-    job_type: &str,
-    payload: Value,
-) -> (StatusCode, Value) {
-    send_json(
-        app,
-        Method::POST,
-        "/api/admin/jobs",
-        Some(ADMIN),
-        Some(json!({"queueName": queue, "jobType": job_type, "payload": payload})),
-    )
-    .await
+async fn create(api: &TestApi, queue: &str, job_type: &str, payload: Value) -> Reply {
+    let body = json!({"queueName": queue, "jobType": job_type, "payload": payload});
+    api.post("/api/admin/jobs", body).await
 }
 
 #[sqlx::test]
 async fn enqueue_checks_domain_payloads_and_records_nothing_it_refuses(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = router(&env, &[ADMIN], &[]);
+    let api = TestApi::new(&env);
     let id = Uuid::new_v4().to_string();
     let refused = [
         (
@@ -92,13 +79,8 @@ async fn enqueue_checks_domain_payloads_and_records_nothing_it_refuses(pool: PgP
         ("author_data", "GENERATE_SUMMARY", json!({"bookId": id}), ""),
     ];
     for (queue, job_type, payload, field) in refused {
-        let (status, body) = create(&app, queue, job_type, payload.clone()).await;
-        assert_eq!(
-            status,
-            StatusCode::BAD_REQUEST,
-            "{job_type} {payload}: {body}"
-        );
-        let message = body["error"]["message"].as_str().unwrap_or_default();
+        let reply = create(&api, queue, job_type, payload.clone()).await;
+        let (_, message) = reply.error(StatusCode::BAD_REQUEST);
         assert!(
             message.contains(field),
             "{job_type} {payload}: {message} should name {field}"
@@ -132,8 +114,12 @@ async fn enqueue_checks_domain_payloads_and_records_nothing_it_refuses(pool: PgP
         ),
     ];
     for (queue, job_type, payload) in accepted {
-        let (status, body) = create(&app, queue, job_type, payload.clone()).await;
-        assert_eq!(status, StatusCode::CREATED, "{job_type} {payload}: {body}");
+        let reply = create(&api, queue, job_type, payload.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{job_type} {payload}: {reply:?}"
+        );
     }
 }
 
@@ -197,12 +183,7 @@ async fn seed(env: &TestEnv) -> (Uuid, Uuid, Uuid) {
 }
 
 async fn enqueue(env: &TestEnv, queue: &str, job_type: &str, payload: Value) -> Uuid {
-    env.conveyor
-        .enqueue(NewJob::new(queue, job_type, payload))
-        .await
-        .unwrap_or_else(|e| panic!("{job_type}: {e}"))
-        .job
-        .id
+    env.enqueue(NewJob::new(queue, job_type, payload)).await
 }
 
 const WAIT: Duration = Duration::from_secs(60);

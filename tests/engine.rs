@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use conveyor_tests::TestEnv;
+use conveyor_tests::{wait_for, TestEnv};
 use queue_core::job::{Backoff, JobStatus, NewJob, Priority};
 use serde_json::json;
 use sqlx::PgPool;
@@ -44,13 +44,7 @@ async fn echo_job_goes_from_enqueue_to_completed_with_its_result(pool: PgPool) {
     worker.stop().await;
 
     // Nothing of the job is left in flight in Redis.
-    let mut redis = env.redis().await;
-    let inflight: i64 = redis::cmd("ZCARD")
-        .arg(format!("{}:{{{Q}}}:inflight", env.prefix))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(inflight, 0);
+    assert_eq!(env.zcard(&env.conveyor.broker().keys(Q).inflight).await, 0);
 }
 
 #[sqlx::test]
@@ -66,13 +60,7 @@ async fn strict_priority_then_fifo_with_concurrency_one(pool: PgPool) {
     let mut expected: Vec<(i32, usize, Uuid)> = Vec::new();
     for round in 0..3 {
         for level in levels {
-            let id = env
-                .conveyor
-                .enqueue(job("NOOP", json!({})).priority(level))
-                .await
-                .unwrap()
-                .job
-                .id;
+            let id = env.enqueue(job("NOOP", json!({})).priority(level)).await;
             expected.push((level.get(), round, id));
         }
     }
@@ -135,16 +123,12 @@ async fn fail_twice_then_complete_on_the_third_attempt(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let worker = env.worker(&[Q], None);
     let id = env
-        .conveyor
         .enqueue(
             job("FAIL", json!({"failTimes": 2, "message": "flaky"}))
                 .max_attempts(3)
                 .backoff(Backoff::Fixed { delay_ms: 50 }),
         )
-        .await
-        .unwrap()
-        .job
-        .id;
+        .await;
     let done = env.wait_status(id, JobStatus::Completed, LONG).await;
     assert_eq!(done.attempts, 3);
     assert_eq!(done.result, Some(json!({"succeededOnAttempt": 3})));
@@ -173,16 +157,12 @@ async fn always_failing_job_ends_failed_in_the_dead_letter_stream_with_growing_b
         jitter: false,
     };
     let id = env
-        .conveyor
         .enqueue(
             job("FAIL", json!({"message": "always"}))
                 .max_attempts(4)
                 .backoff(backoff),
         )
-        .await
-        .unwrap()
-        .job
-        .id;
+        .await;
     let failed = env.wait_status(id, JobStatus::Failed, LONG).await;
     assert_eq!(failed.attempts, 4);
     assert_eq!(failed.error.as_deref(), Some("always"));
@@ -206,16 +186,9 @@ async fn always_failing_job_ends_failed_in_the_dead_letter_stream_with_growing_b
         "backoff gaps do not grow: {gaps:?}"
     );
 
-    let mut redis = env.redis().await;
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(format!("{}:{{{Q}}}:dlq", env.prefix))
-        .arg("-")
-        .arg("+")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let entries = env.dead_letters(Q).await;
     assert_eq!(entries.len(), 1);
-    let fields: std::collections::HashMap<_, _> = entries[0].1.iter().cloned().collect();
+    let fields = &entries[0];
     assert_eq!(fields["jobId"], id.to_string());
     assert_eq!(fields["jobType"], "FAIL");
     assert_eq!(fields["error"], "always");
@@ -229,12 +202,8 @@ async fn permanent_error_fails_after_one_attempt(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let worker = env.worker(&[Q], None);
     let id = env
-        .conveyor
         .enqueue(job("FAIL", json!({"message": "bad input", "retryable": false})).max_attempts(5))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .await;
     let failed = env.wait_status(id, JobStatus::Failed, LONG).await;
     assert_eq!(failed.attempts, 1);
     assert_eq!(env.executions(id).await.len(), 1);
@@ -245,13 +214,7 @@ async fn permanent_error_fails_after_one_attempt(pool: PgPool) {
 async fn a_panicking_handler_fails_its_attempt_and_the_worker_goes_on(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let worker = env.worker(&[Q], Some(1));
-    let panicking = env
-        .conveyor
-        .enqueue(job("PANIC", json!({})).max_attempts(1))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let panicking = env.enqueue(job("PANIC", json!({})).max_attempts(1)).await;
     let failed = env.wait_status(panicking, JobStatus::Failed, LONG).await;
     assert!(
         failed
@@ -264,13 +227,7 @@ async fn a_panicking_handler_fails_its_attempt_and_the_worker_goes_on(pool: PgPo
     );
     assert_eq!(env.executions(panicking).await[0].status, "FAILED");
 
-    let after = env
-        .conveyor
-        .enqueue(job("ECHO", json!({"still": "alive"})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let after = env.enqueue(job("ECHO", json!({"still": "alive"}))).await;
     env.wait_status(after, JobStatus::Completed, LONG).await;
     assert!(!worker.handle.is_finished());
     worker.stop().await;
@@ -281,16 +238,12 @@ async fn a_timeout_fails_the_attempt_and_cancels_the_handler(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let worker = env.worker(&[Q], Some(1));
     let id = env
-        .conveyor
         .enqueue(
             job("SLEEP", json!({"ms": 20_000}))
                 .timeout_ms(300)
                 .max_attempts(1),
         )
-        .await
-        .unwrap()
-        .job
-        .id;
+        .await;
     let failed = env.wait_status(id, JobStatus::Failed, LONG).await;
     assert_eq!(failed.error.as_deref(), Some("timed out after 300 ms"));
     let execution = &env.executions(id).await[0];
@@ -303,13 +256,7 @@ async fn a_timeout_fails_the_attempt_and_cancels_the_handler(pool: PgPool) {
     );
 
     // The slot is free again (concurrency 1).
-    let next = env
-        .conveyor
-        .enqueue(job("NOOP", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let next = env.enqueue(job("NOOP", json!({}))).await;
     env.wait_status(next, JobStatus::Completed, Duration::from_secs(5))
         .await;
     worker.stop().await;
@@ -323,21 +270,7 @@ async fn rate_limit_of_ten_per_second_holds_across_two_worker_processes(pool: Pg
     let _b = env.spawn_worker(&["--queues", Q], &limit);
     // Both processes up before the jobs arrive (a slow start on a loaded machine
     // would leave every job to the first).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let live: i64 = sqlx::query_scalar("SELECT count(*) FROM workers")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
-        if live == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{live} workers started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    env.wait_workers(2, Duration::from_secs(60)).await;
     let ids = env
         .conveyor
         .enqueue_many((0..35).map(|_| job("NOOP", json!({}))).collect())
@@ -386,15 +319,10 @@ async fn pause_stops_new_claims_and_resume_restarts_them(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let worker = env.worker(&[Q], None);
     env.conveyor.set_paused(Q, true).await.unwrap();
-    let id = env
-        .conveyor
-        .enqueue(job("NOOP", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    // Paused for well over the one second a worker takes to notice.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let id = env.enqueue(job("NOOP", json!({}))).await;
+    // Proves what does not happen: the job is not claimed while the queue is
+    // paused (a paused worker looks again every 500 ms; this covers two looks).
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(env.job(id).await.status, JobStatus::Pending);
 
     env.conveyor.set_paused(Q, false).await.unwrap();
@@ -432,11 +360,7 @@ async fn the_same_idempotency_key_returns_the_first_job(pool: PgPool) {
         .unwrap();
     assert_eq!(ids[0], first.job.id);
     assert_eq!(ids[1], ids[2]);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert_eq!(rows, 2);
+    assert_eq!(env.job_rows().await, 2);
 }
 
 #[sqlx::test]
@@ -448,13 +372,10 @@ async fn a_bulk_of_ten_thousand_jobs_all_complete(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(ids.len(), 10_000);
-    let mut redis = env.redis().await;
-    let ready: i64 = redis::cmd("ZCARD")
-        .arg(format!("{}:{{{Q}}}:ready", env.prefix))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(ready, 10_000);
+    assert_eq!(
+        env.zcard(&env.conveyor.broker().keys(Q).ready).await,
+        10_000
+    );
 
     let _worker = env.spawn_worker(&["--queues", Q, "--concurrency", "100"], &[]);
     env.wait_count(JobStatus::Completed, 10_000, Duration::from_secs(120))
@@ -479,11 +400,7 @@ async fn a_bulk_with_one_bad_job_records_nothing(pool: PgPool) {
         .await
         .unwrap_err();
     assert!(err.to_string().starts_with("jobs[1].payload.ms"), "{err}");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert_eq!(rows, 0);
+    assert_eq!(env.job_rows().await, 0);
 }
 
 #[sqlx::test]
@@ -498,13 +415,7 @@ async fn sigterm_lets_short_jobs_finish_and_gives_long_ones_back_uncounted(pool:
         )
         .await
         .unwrap();
-    let short = env
-        .conveyor
-        .enqueue(job("SLEEP", json!({"ms": 700})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let short = env.enqueue(job("SLEEP", json!({"ms": 700}))).await;
     let worker = env.spawn_worker(
         &["--queues", Q],
         &[("CONVEYOR__WORKER__DRAIN_TIMEOUT_MS", "1500")],
@@ -527,13 +438,7 @@ async fn sigterm_lets_short_jobs_finish_and_gives_long_ones_back_uncounted(pool:
         assert!(env.executions(*id).await.is_empty());
     }
     // Given back to Redis: a new worker takes them at once.
-    let mut redis = env.redis().await;
-    let ready: i64 = redis::cmd("ZCARD")
-        .arg(format!("{}:{{{Q}}}:ready", env.prefix))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(ready, 3);
+    assert_eq!(env.zcard(&env.conveyor.broker().keys(Q).ready).await, 3);
     let _next = env.spawn_worker(&["--queues", Q], &[]);
     for id in &long {
         let job = env.wait_status(*id, JobStatus::Running, LONG).await;
@@ -561,15 +466,7 @@ async fn a_job_enqueued_in_a_transaction_is_dispatched_only_after_commit(pool: P
         .await
         .unwrap();
     // Not in Redis before the commit.
-    let mut redis = env.redis().await;
-    let ready_key = format!("{}:{{{Q}}}:ready", env.prefix);
-    let score: Option<f64> = redis::cmd("ZSCORE")
-        .arg(&ready_key)
-        .arg(id.to_string())
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(score, None);
+    assert!(!env.in_ready_set(Q, id).await);
     // Nor visible to anyone else (so no worker could claim it).
     assert!(env.conveyor.store().get_job(id).await.unwrap().is_none());
     tx.commit().await.unwrap();
@@ -594,32 +491,27 @@ async fn progress_reports_are_recorded(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let worker = env.worker(&[Q], None);
     let id = env
-        .conveyor
         .enqueue(job("PROGRESS", json!({"steps": 4, "stepMs": 300})))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .await;
     // Midway, the record shows partial progress with its message.
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
+    let midway = wait_for(LONG, || async {
         let job = env.job(id).await;
+        assert_ne!(job.status, JobStatus::Completed, "no partial progress seen");
         if job.status == JobStatus::Running && (1..100).contains(&job.progress) {
-            assert!(
-                job.progress_message
-                    .as_deref()
-                    .unwrap()
-                    .starts_with("step "),
-                "{job:?}"
-            );
-            break;
+            Ok(job)
+        } else {
+            Err(format!("no partial progress seen: {job:?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline && job.status != JobStatus::Completed,
-            "no partial progress seen"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert!(
+        midway
+            .progress_message
+            .as_deref()
+            .unwrap()
+            .starts_with("step "),
+        "{midway:?}"
+    );
     let done = env.wait_status(id, JobStatus::Completed, LONG).await;
     assert_eq!(done.progress, 100);
     worker.stop().await;
@@ -661,6 +553,7 @@ async fn a_second_sigterm_gives_running_jobs_back_at_once(pool: PgPool) {
         env.wait_status(*id, JobStatus::Running, LONG).await;
     }
     env.signal(&worker, "TERM");
+    // Proves what does not happen: the first signal alone does not end the drain.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         env.is_running(&worker),
@@ -749,17 +642,7 @@ async fn concurrent_single_enqueues_share_inserts_and_one_bad_job_fails_alone(po
         .await
         .unwrap();
     assert_eq!(recorded, 39);
-    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert_eq!(all, 39, "the bad job left no record");
+    assert_eq!(env.job_rows().await, 39, "the bad job left no record");
     // Every recorded job was pushed (its id is in the ready set).
-    let mut redis = env.redis().await;
-    let ready: i64 = redis::cmd("ZCARD")
-        .arg(format!("{}:{{{Q}}}:ready", env.prefix))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(ready, 39);
+    assert_eq!(env.zcard(&env.conveyor.broker().keys(Q).ready).await, 39);
 }

@@ -4,61 +4,29 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use conveyor_api::{AppState, Auth};
-use conveyor_tests::TestEnv;
+use axum::http::{header, StatusCode};
+use conveyor_tests::http::{TestApi, ADMIN, VIEWER};
+use conveyor_tests::{wait_for, TestEnv};
 use http_body_util::BodyExt;
 use queue_core::job::{JobStatus, NewJob};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tower::ServiceExt;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-const ADMIN: &str = "a";
 const Q: &str = "diagnostics";
 const LONG: Duration = Duration::from_secs(30);
 
-fn app(env: &TestEnv) -> Router {
-    conveyor_api::router(AppState::new(
-        env.conveyor.clone(),
-        Auth::Tokens {
-            admin: vec![ADMIN.into()],
-            viewer: vec![],
-        },
-    ))
-}
-
 fn job(job_type: &str, payload: Value) -> NewJob {
-    NewJob {
-        queue: Q.into(),
-        job_type: job_type.into(),
-        payload,
-        priority: Default::default(),
-        max_attempts: None,
-        run_at: None,
-        timeout_ms: None,
-        idempotency_key: None,
-        backoff: None,
-        parent_id: None,
-    }
-}
-
-fn get(path: &str) -> Request<Body> {
-    Request::get(path)
-        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
-        .body(Body::empty())
-        .unwrap()
+    NewJob::new(Q, job_type, payload)
 }
 
 /// Reads the whole event stream (it must end within `timeout`); returns the
 /// (event, data) pairs in order.
-async fn read_events(app: &Router, id: Uuid, timeout: Duration) -> Vec<(String, Value)> {
-    let response = app
-        .clone()
-        .oneshot(get(&format!("/api/admin/jobs/{id}/events")))
-        .await
-        .unwrap();
+async fn read_events(api: &TestApi, id: Uuid, timeout: Duration) -> Vec<(String, Value)> {
+    let response = api
+        .open(&format!("/api/admin/jobs/{id}/events"), Some(ADMIN))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()[header::CONTENT_TYPE],
@@ -96,23 +64,26 @@ async fn read_events(app: &Router, id: Uuid, timeout: Duration) -> Vec<(String, 
         .collect()
 }
 
+/// Reads job `id`'s whole stream in a task; returns once the stream is subscribed
+/// on Redis, so every event after this is seen live.
+async fn start_reading(env: &TestEnv, api: &TestApi, id: Uuid) -> JoinHandle<Vec<(String, Value)>> {
+    let reader = {
+        let api = api.clone();
+        tokio::spawn(async move { read_events(&api, id, LONG).await })
+    };
+    wait_subscribers(env, id, 1).await;
+    reader
+}
+
 #[sqlx::test]
 async fn a_running_job_streams_progress_and_ends_with_completed(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
+    let api = TestApi::new(&env);
     let id = env
-        .conveyor
         .enqueue(job("PROGRESS", json!({"steps": 4, "stepMs": 200})))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .await;
     // Connect before the worker starts, so the whole run is seen live.
-    let reader = {
-        let app = app.clone();
-        tokio::spawn(async move { read_events(&app, id, LONG).await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reader = start_reading(&env, &api, id).await;
     let worker = env.worker(&[Q], None);
     let events = reader.await.unwrap();
     worker.stop().await;
@@ -146,18 +117,12 @@ async fn a_running_job_streams_progress_and_ends_with_completed(pool: PgPool) {
 #[sqlx::test]
 async fn a_finished_job_gives_its_terminal_status_at_once(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
+    let api = TestApi::new(&env);
     let worker = env.worker(&[Q], None);
-    let id = env
-        .conveyor
-        .enqueue(job("ECHO", json!({"x": 1})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = env.enqueue(job("ECHO", json!({"x": 1}))).await;
     env.wait_status(id, JobStatus::Completed, LONG).await;
     worker.stop().await;
-    let events = read_events(&app, id, Duration::from_secs(2)).await;
+    let events = read_events(&api, id, Duration::from_secs(2)).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].0, "status");
     assert_eq!(events[0].1["status"], "COMPLETED");
@@ -166,30 +131,11 @@ async fn a_finished_job_gives_its_terminal_status_at_once(pool: PgPool) {
 #[sqlx::test]
 async fn a_cancelled_waiting_job_ends_the_stream(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
-    let id = env
-        .conveyor
-        .enqueue(job("ECHO", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let reader = {
-        let app = app.clone();
-        tokio::spawn(async move { read_events(&app, id, LONG).await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let response = app
-        .clone()
-        .oneshot(
-            Request::delete(format!("/api/admin/jobs/{id}"))
-                .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let api = TestApi::new(&env);
+    let id = env.enqueue(job("ECHO", json!({}))).await;
+    let reader = start_reading(&env, &api, id).await;
+    let cancelled = api.delete(&format!("/api/admin/jobs/{id}")).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{cancelled:?}");
     let events = reader.await.unwrap();
     assert_eq!(
         events.last().unwrap().1["status"],
@@ -201,43 +147,25 @@ async fn a_cancelled_waiting_job_ends_the_stream(pool: PgPool) {
 #[sqlx::test]
 async fn unknown_and_malformed_ids(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
-    let response = app
-        .clone()
-        .oneshot(get(&format!("/api/admin/jobs/{}/events", Uuid::new_v4())))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let response = app
-        .clone()
-        .oneshot(get("/api/admin/jobs/nope/events"))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let response = app
-        .oneshot(
-            Request::get(format!("/api/admin/jobs/{}/events", Uuid::new_v4()))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let api = TestApi::new(&env);
+    let unknown = api
+        .get(&format!("/api/admin/jobs/{}/events", Uuid::new_v4()))
+        .await;
+    unknown.assert_error(StatusCode::NOT_FOUND, "not_found");
+    let malformed = api.get("/api/admin/jobs/nope/events").await;
+    malformed.assert_error(StatusCode::BAD_REQUEST, "invalid_field");
+    let anonymous = api
+        .get_as(None, &format!("/api/admin/jobs/{}/events", Uuid::new_v4()))
+        .await;
+    anonymous.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
 /// Opens a stream and returns its body once the first frame (the current status)
 /// has arrived, so the stream is known to be subscribed.
-async fn open_stream(app: &Router, id: Uuid, token: &str) -> Result<Body, (StatusCode, Value)> {
-    let response = app
-        .clone()
-        .oneshot(
-            Request::get(format!("/api/admin/jobs/{id}/events"))
-                .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+async fn open_stream(api: &TestApi, id: Uuid, token: &str) -> Result<Body, (StatusCode, Value)> {
+    let response = api
+        .open(&format!("/api/admin/jobs/{id}/events"), Some(token))
+        .await;
     let status = response.status();
     let mut body = response.into_body();
     if status != StatusCode::OK {
@@ -258,12 +186,7 @@ async fn open_stream(app: &Router, id: Uuid, token: &str) -> Result<Body, (Statu
 }
 
 async fn pending_job(env: &TestEnv) -> Uuid {
-    env.conveyor
-        .enqueue(job("ECHO", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id
+    env.enqueue(job("ECHO", json!({}))).await
 }
 
 /// Subscribers of a job's channel on Redis (`PUBSUB NUMSUB`).
@@ -279,28 +202,27 @@ async fn subscribers(env: &TestEnv, id: Uuid) -> i64 {
 }
 
 async fn wait_subscribers(env: &TestEnv, id: Uuid, n: i64) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
+    wait_for(LONG, || async move {
         let now = subscribers(env, id).await;
         if now == n {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "job {id} has {now} subscribers on Redis, expected {n}"
+            ))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} has {now} subscribers on Redis, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[sqlx::test]
 async fn streams_share_one_redis_subscription(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
+    let api = TestApi::new(&env);
     let (a, b) = (pending_job(&env).await, pending_job(&env).await);
     let mut open = Vec::new();
     for id in [a, a, a, b, b] {
-        open.push(open_stream(&app, id, ADMIN).await.unwrap());
+        open.push(open_stream(&api, id, ADMIN).await.unwrap());
     }
     // One connection subscribed once per job, whatever the number of readers.
     assert_eq!(subscribers(&env, a).await, 1);
@@ -320,17 +242,11 @@ async fn streams_are_capped_per_token_and_in_all(pool: PgPool) {
         c.api.max_streams = 3;
     })
     .await;
-    let app = conveyor_api::router(AppState::new(
-        env.conveyor.clone(),
-        Auth::Tokens {
-            admin: vec![ADMIN.into()],
-            viewer: vec!["v".into()],
-        },
-    ));
+    let api = TestApi::new(&env);
     let id = pending_job(&env).await;
-    let first = open_stream(&app, id, ADMIN).await.unwrap();
-    let _second = open_stream(&app, id, ADMIN).await.unwrap();
-    let (status, body) = open_stream(&app, id, ADMIN).await.unwrap_err();
+    let first = open_stream(&api, id, ADMIN).await.unwrap();
+    let _second = open_stream(&api, id, ADMIN).await.unwrap();
+    let (status, body) = open_stream(&api, id, ADMIN).await.unwrap_err();
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
     assert!(
@@ -342,29 +258,25 @@ async fn streams_are_capped_per_token_and_in_all(pool: PgPool) {
     );
 
     // Another token has its own share, up to the server's cap.
-    let _third = open_stream(&app, id, "v").await.unwrap();
-    let (status, body) = open_stream(&app, id, "v").await.unwrap_err();
+    let _third = open_stream(&api, id, VIEWER).await.unwrap();
+    let (status, body) = open_stream(&api, id, VIEWER).await.unwrap_err();
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
 
     // A client going away frees its slot.
     drop(first);
-    let _again = open_stream(&app, id, ADMIN).await.unwrap();
+    let _again = open_stream(&api, id, ADMIN).await.unwrap();
     // A refused stream held no slot: the cap is still exact.
-    let (status, _) = open_stream(&app, id, ADMIN).await.unwrap_err();
+    let (status, _) = open_stream(&api, id, ADMIN).await.unwrap_err();
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[sqlx::test]
 async fn a_deleted_job_ends_its_stream(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
+    let api = TestApi::new(&env);
     let id = pending_job(&env).await;
-    let reader = {
-        let app = app.clone();
-        tokio::spawn(async move { read_events(&app, id, LONG).await })
-    };
-    wait_subscribers(&env, id, 1).await;
+    let reader = start_reading(&env, &api, id).await;
     sqlx::query("DELETE FROM jobs WHERE id = $1")
         .bind(id)
         .execute(&env.pool)
@@ -380,15 +292,11 @@ async fn the_shared_subscription_comes_back_after_redis_restarts(pool: PgPool) {
     let mut redis = conveyor_tests::services::RedisServer::start();
     let db_url = conveyor_tests::test_db_url(&pool);
     let env = TestEnv::with_services(pool, db_url, redis.url(), |_| {}).await;
-    let app = app(&env);
+    let api = TestApi::new(&env);
     let id = pending_job(&env).await;
-    let reader = {
-        let app = app.clone();
-        tokio::spawn(async move { read_events(&app, id, LONG).await })
-    };
+    let reader = start_reading(&env, &api, id).await;
     let channel = format!("{}:events:{id}", env.prefix);
     let url = redis.url();
-    wait_numsub(&url, &channel).await;
     redis.stop();
     redis.restart();
     wait_numsub(&url, &channel).await;
@@ -416,8 +324,7 @@ async fn the_shared_subscription_comes_back_after_redis_restarts(pool: PgPool) {
 
 /// Waits until `channel` on the Redis at `url` has one subscriber.
 async fn wait_numsub(url: &str, channel: &str) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
+    wait_for(LONG, || async move {
         let n = match redis::Client::open(url)
             .unwrap()
             .get_multiplexed_async_connection()
@@ -434,12 +341,10 @@ async fn wait_numsub(url: &str, channel: &str) {
             Err(_) => 0,
         };
         if n == 1 {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{channel} has {n} subscribers, expected 1"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{channel} has {n} subscribers, expected 1"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }

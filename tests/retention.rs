@@ -1,15 +1,16 @@
-//! Retention (per-queue `retention`, applied by `conveyor-scheduler`): it runs
-//! beside the cron loop, so a large backlog of finished records never delays a
-//! tick, and shutdown stops both.
+//! Retention (per-queue `retention`, applied by `conveyor-scheduler`): it deletes
+//! exactly the finished records its policy names, in batches, through its index;
+//! it runs beside the cron loop, so a large backlog of finished records never
+//! delays a tick, and shutdown stops both.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
-use conveyor_tests::TestEnv;
+use chrono::Utc;
+use conveyor_tests::schedules::{assert_contiguous, assert_on_time, create, spec, ticks, within};
+use conveyor_tests::{wait_for, TestEnv};
 use queue_core::config::Retention;
 use queue_core::job::JobStatus;
-use queue_core::scheduler::{self, Scheduler};
-use queue_core::store::{Schedule, ScheduleSpec, ScheduleWrite};
+use queue_core::scheduler::Scheduler;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -18,6 +19,22 @@ const Q: &str = "diagnostics";
 
 /// How late a tick's job may be created (the scheduler suite's tolerance).
 const TICK_TOLERANCE_MS: i64 = 500;
+
+/// A retention policy: COMPLETED records older than `completed_max_age_s` go
+/// unless among the newest `keep_completed`; FAILED ones likewise.
+fn policy(
+    completed_max_age_s: u64,
+    keep_completed: u64,
+    failed_max_age_s: u64,
+    keep_failed: u64,
+) -> Retention {
+    Retention {
+        completed_max_age_s,
+        failed_max_age_s,
+        keep_completed,
+        keep_failed,
+    }
+}
 
 /// Inserts `n` finished records of `queue` in one statement, the newest finished
 /// `newest_ago_s` seconds ago and each older one a millisecond before the next.
@@ -38,58 +55,6 @@ async fn seed_finished(env: &TestEnv, queue: &str, status: &str, n: i64, newest_
     .unwrap();
 }
 
-fn every_second(queue: &str) -> ScheduleSpec {
-    ScheduleSpec {
-        name: "every-1s".into(),
-        description: None,
-        queue_name: queue.into(),
-        job_type: "NOOP".into(),
-        cron_expression: "* * * * * *".into(),
-        timezone: "Asia/Shanghai".into(),
-        status: 1,
-        payload: serde_json::json!({}),
-        retry_attempts: None,
-        retry_delay_ms: None,
-        timeout_ms: None,
-        priority: 5,
-        misfire_policy: None,
-    }
-}
-
-async fn create(env: &TestEnv, spec: &ScheduleSpec) -> Schedule {
-    let next = scheduler::validate(&env.conveyor, spec, Utc::now()).expect("valid schedule");
-    match env
-        .conveyor
-        .store()
-        .insert_schedule(spec, next)
-        .await
-        .unwrap()
-    {
-        ScheduleWrite::Written(s) => *s,
-        other => panic!("create: {other:?}"),
-    }
-}
-
-/// (tick, job created_at) of every cron job of `schedule`, by tick.
-async fn ticks(env: &TestEnv, schedule: Uuid) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT idempotency_key, created_at FROM jobs WHERE idempotency_key LIKE $1",
-    )
-    .bind(format!("schedule:{schedule}:%"))
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    let mut out: Vec<_> = rows
-        .into_iter()
-        .filter_map(|(key, created)| {
-            let ms: i64 = key.rsplit(':').next()?.parse().ok()?;
-            Some((Utc.timestamp_millis_opt(ms).single()?, created))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 /// Records of `queue` in `status`, from the trigger-kept counters (cheap to poll).
 async fn counted(env: &TestEnv, queue: &str, status: JobStatus) -> i64 {
     env.conveyor
@@ -104,57 +69,40 @@ async fn cron_ticks_stay_on_time_while_retention_works_through_a_backlog(pool: P
     const BACKLOG: i64 = 200_000;
     const KEEP: u64 = 100;
     let env = TestEnv::with_config(pool, |c| {
-        c.queues.get_mut(Q).unwrap().retention = Retention {
-            completed_max_age_s: 3_600,
-            failed_max_age_s: 3_600,
-            keep_completed: KEEP,
-            keep_failed: KEEP,
-        };
+        c.queues.get_mut(Q).unwrap().retention = policy(3_600, KEEP, 3_600, KEEP);
     })
     .await;
     seed_finished(&env, Q, "COMPLETED", BACKLOG, 86_400).await;
-    let schedule = create(&env, &every_second(Q)).await;
+    let schedule = create(&env, &spec("every-1s", Q, "* * * * * *")).await;
 
     let stop = CancellationToken::new();
     let running = tokio::spawn(Scheduler::new(env.conveyor.clone()).run(stop.clone()));
     // The window opens once retention has visibly begun.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while counted(&env, Q, JobStatus::Completed).await == BACKLOG {
-        assert!(Instant::now() < deadline, "retention never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(Duration::from_secs(30), || async {
+        let left = counted(&env, Q, JobStatus::Completed).await;
+        if left < BACKLOG {
+            Ok(())
+        } else {
+            Err("retention never started".to_string())
+        }
+    })
+    .await;
     let start = Utc::now();
+    // A measurement, not a wait: the ticks of six seconds while retention works.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let end = Utc::now();
     let left = counted(&env, Q, JobStatus::Completed).await;
     stop.cancel();
     let stopped = tokio::time::timeout(Duration::from_secs(5), running).await;
 
-    let all = ticks(&env, schedule.id).await;
-    let window: Vec<_> = all
-        .iter()
-        .filter(|(t, _)| *t >= start && *t < end)
-        .copied()
-        .collect();
+    let window = within(&ticks(&env, schedule.id).await, start, end);
     assert!(
         (5..=7).contains(&window.len()),
         "{} ticks in 6 s while retention ran: {window:?}",
         window.len()
     );
-    for w in window.windows(2) {
-        assert_eq!(
-            w[1].0 - w[0].0,
-            chrono::Duration::seconds(1),
-            "a tick is missing between {w:?}"
-        );
-    }
-    for (tick, created) in &window {
-        let late = (*created - *tick).num_milliseconds();
-        assert!(
-            (0..=TICK_TOLERANCE_MS).contains(&late),
-            "tick {tick} enqueued at {created} ({late} ms late)"
-        );
-    }
+    assert_contiguous(&window, Duration::from_secs(1));
+    assert_on_time(&window, TICK_TOLERANCE_MS);
     assert!(
         left > KEEP as i64,
         "retention was still at work when the window closed ({left} left)"
@@ -163,7 +111,8 @@ async fn cron_ticks_stay_on_time_while_retention_works_through_a_backlog(pool: P
         matches!(stopped, Ok(Ok(()))),
         "shutdown stops the cron loop and retention within 5 s"
     );
-    // Nothing prunes after shutdown.
+    // Nothing prunes after shutdown (proves what does not happen: half a second
+    // is ten of retention's pauses between batches).
     let after = counted(&env, Q, JobStatus::Completed).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(counted(&env, Q, JobStatus::Completed).await, after);
@@ -209,12 +158,6 @@ async fn count(env: &TestEnv, queue: &str, status: &str) -> i64 {
 #[sqlx::test]
 async fn retention_keeps_exactly_the_newest_and_the_young_per_queue_and_state(pool: PgPool) {
     const HOUR: u64 = 3_600;
-    let policy = |completed_max_age_s, keep_completed, failed_max_age_s, keep_failed| Retention {
-        completed_max_age_s,
-        failed_max_age_s,
-        keep_completed,
-        keep_failed,
-    };
     let env = TestEnv::with_config(pool, |c| {
         let mut set = |q: &str, r| c.queues.get_mut(q).unwrap().retention = r;
         // The keep floor bites (more old records than young ones below it) / age alone.
@@ -304,7 +247,7 @@ async fn retention_keeps_exactly_the_newest_and_the_young_per_queue_and_state(po
         after, expected,
         "exactly the records the policy names are gone"
     );
-    // The figures the seed implies: 89 records per 400 are younger than an hour,
+    // The figures the inserted records imply: 89 records per 400 are younger than an hour,
     // 179 younger than two; a record without a finish time stays and sorts newest
     // (one of the 150 kept).
     assert_eq!(count(&env, Q, "COMPLETED").await, 150);
@@ -395,4 +338,81 @@ async fn retention_reads_through_its_index_without_sorting(pool: PgPool) {
             }
         }
     }
+}
+
+#[sqlx::test]
+async fn retention_removes_exactly_what_its_policy_names(pool: PgPool) {
+    let env = TestEnv::with_config(pool, |c| {
+        c.queues.get_mut(Q).unwrap().retention = policy(3_600, 2, 7_200, 0);
+        c.queues.get_mut("book_data").unwrap().retention = policy(3_600, 100, 3_600, 0);
+    })
+    .await;
+    let h = 3_600;
+    // diagnostics COMPLETED: older than 1 h and not among the newest 2 go.
+    let c1 = env.insert_job(Q, "COMPLETED", 5 * h).await;
+    let c2 = env.insert_job(Q, "COMPLETED", 4 * h).await;
+    let c3 = env.insert_job(Q, "COMPLETED", 3 * h).await;
+    let c4 = env.insert_job(Q, "COMPLETED", 2 * h).await; // old, but among the newest 2
+    let c5 = env.insert_job(Q, "COMPLETED", 600).await; // young
+                                                        // diagnostics FAILED: older than 2 h go (no floor).
+    let f1 = env.insert_job(Q, "FAILED", 3 * h).await;
+    let f2 = env.insert_job(Q, "FAILED", h).await;
+    // Other states are never pruned, however old.
+    let cancelled = env.insert_job(Q, "CANCELLED", 100 * h).await;
+    let pending = env.insert_job(Q, "PENDING", 100 * h).await;
+    let running = env.insert_job(Q, "RUNNING", 100 * h).await;
+    // book_data keeps its newest 100 completed; its old FAILED goes.
+    let b1 = env.insert_job("book_data", "COMPLETED", 100 * h).await;
+    let b2 = env.insert_job("book_data", "FAILED", 100 * h).await;
+    // A queue without configuration is left alone.
+    let legacy = env.insert_job("legacy", "COMPLETED", 1_000 * h).await;
+
+    let deleted = Scheduler::new(env.conveyor.clone()).prune().await.unwrap();
+    assert_eq!(deleted, 5);
+    let left = ids(&env).await;
+    let expected: std::collections::BTreeSet<Uuid> =
+        [c4, c5, f2, cancelled, pending, running, b1, legacy]
+            .into_iter()
+            .collect();
+    assert_eq!(left, expected);
+    for gone in [c1, c2, c3, f1, b2] {
+        assert!(!left.contains(&gone));
+    }
+    // Idempotent: a second pass (or another scheduler) deletes nothing more.
+    assert_eq!(
+        Scheduler::new(env.conveyor.clone()).prune().await.unwrap(),
+        0
+    );
+}
+
+#[sqlx::test]
+async fn retention_deletes_in_batches(pool: PgPool) {
+    let env = TestEnv::with_config(pool, |c| {
+        c.queues.get_mut(Q).unwrap().retention = policy(60, 10, 60, 0);
+    })
+    .await;
+    sqlx::query(
+        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at, completed_at)
+         SELECT gen_random_uuid(), $1, 'NOOP', 'COMPLETED', '{}', 1, now(),
+                now() - make_interval(secs => 3600 + g)
+         FROM generate_series(1, 2500) g",
+    )
+    .bind(Q)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let deleted = env
+        .conveyor
+        .store()
+        .prune_finished(Q, JobStatus::Completed, 60, 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2490);
+    let newest: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE completed_at > now() - make_interval(secs => 3611)",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(newest, 10, "the newest 10 are kept");
 }

@@ -1,118 +1,21 @@
 //! `conveyor-scheduler` end to end: cron ticks fire on time and exactly once with
 //! several scheduler processes (one of them killed), status 0 stops a schedule,
-//! trigger enqueues at once, missed ticks coalesce, and retention deletes exactly
-//! what its policy names.
+//! trigger enqueues at once, and missed ticks coalesce (or are skipped, or all
+//! fired, as the schedule's misfire policy says).
 
-use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
-use conveyor_tests::{bin_path, repo_root, TestEnv};
-use queue_core::config::Retention;
+use chrono::{TimeZone, Utc};
+use conveyor_tests::schedules::{assert_contiguous, assert_on_time, create, spec, ticks, within};
+use conveyor_tests::{wait_for, TestEnv};
 use queue_core::job::JobStatus;
 use queue_core::scheduler::{self, Scheduler};
-use queue_core::store::{Schedule, ScheduleSpec, ScheduleWrite, STATUS_DISABLED};
+use queue_core::store::{ScheduleSpec, ScheduleWrite, STATUS_DISABLED};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 const Q: &str = "diagnostics";
-
-/// A spawned `conveyor-scheduler`, killed when dropped.
-struct SchedulerProcess {
-    child: Child,
-}
-
-impl SchedulerProcess {
-    fn kill9(&mut self) {
-        let status = Command::new("kill")
-            .arg("-KILL")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for SchedulerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spawns the real `conveyor-scheduler` on this test's database and prefix (the
-/// pattern of `TestEnv::spawn_worker`).
-fn spawn_scheduler(env: &TestEnv) -> SchedulerProcess {
-    let child = Command::new(bin_path("conveyor-scheduler"))
-        .current_dir(repo_root())
-        .env("DATABASE_URL", &env.db_url)
-        .env("REDIS_URL", &env.redis_url)
-        .env("CONVEYOR_REDIS_PREFIX", &env.prefix)
-        .env("CONVEYOR_CONFIG", repo_root().join("config/conveyor.toml"))
-        .env(
-            "RUST_LOG",
-            std::env::var("TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn conveyor-scheduler");
-    SchedulerProcess { child }
-}
-
-fn spec(name: &str, cron: &str) -> ScheduleSpec {
-    ScheduleSpec {
-        name: name.into(),
-        description: None,
-        queue_name: Q.into(),
-        job_type: "NOOP".into(),
-        cron_expression: cron.into(),
-        timezone: "Asia/Shanghai".into(),
-        status: 1,
-        payload: json!({}),
-        retry_attempts: None,
-        retry_delay_ms: None,
-        timeout_ms: None,
-        priority: 5,
-        misfire_policy: None,
-    }
-}
-
-async fn create(env: &TestEnv, spec: &ScheduleSpec) -> Schedule {
-    let next = scheduler::validate(&env.conveyor, spec, Utc::now()).expect("valid schedule");
-    match env
-        .conveyor
-        .store()
-        .insert_schedule(spec, next)
-        .await
-        .unwrap()
-    {
-        ScheduleWrite::Written(s) => *s,
-        other => panic!("create: {other:?}"),
-    }
-}
-
-/// (tick, job created_at) of every cron job of `schedule`, by tick.
-async fn ticks(env: &TestEnv, schedule: Uuid) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT idempotency_key, created_at FROM jobs WHERE idempotency_key LIKE $1",
-    )
-    .bind(format!("schedule:{schedule}:%"))
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    let mut out: Vec<_> = rows
-        .into_iter()
-        .filter_map(|(key, created)| {
-            let ms: i64 = key.rsplit(':').next()?.parse().ok()?;
-            Some((Utc.timestamp_millis_opt(ms).single()?, created))
-        })
-        .collect();
-    out.sort();
-    out
-}
 
 /// Jobs per idempotency key of `schedule` that occur more than once.
 async fn duplicate_keys(env: &TestEnv, schedule: Uuid) -> i64 {
@@ -126,44 +29,51 @@ async fn duplicate_keys(env: &TestEnv, schedule: Uuid) -> i64 {
     .unwrap()
 }
 
-/// Asserts the ticks form an unbroken run `step` apart.
-fn assert_contiguous(ticks: &[(DateTime<Utc>, DateTime<Utc>)], step: chrono::Duration) {
-    for w in ticks.windows(2) {
-        assert_eq!(w[1].0 - w[0].0, step, "a tick is missing between {w:?}");
-    }
+/// Waits until `schedule` has fired at least `n` ticks later than `after`.
+async fn wait_ticks(
+    env: &TestEnv,
+    schedule: Uuid,
+    n: usize,
+    after: chrono::DateTime<Utc>,
+    timeout: Duration,
+) {
+    wait_for(timeout, || async move {
+        let all = ticks(env, schedule).await;
+        let fired = all.iter().filter(|(t, _)| *t > after).count();
+        if fired >= n {
+            Ok(())
+        } else {
+            Err(format!("{fired} ticks fired, expected {n}: {all:?}"))
+        }
+    })
+    .await
 }
 
 #[sqlx::test]
 async fn a_two_second_schedule_fires_on_time_for_ten_seconds(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let s = create(&env, &spec("every-2s", "*/2 * * * * *")).await;
-    let _scheduler = spawn_scheduler(&env);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = create(&env, &spec("every-2s", Q, "*/2 * * * * *")).await;
+    let created = Utc::now() - chrono::Duration::seconds(1);
+    let _scheduler = env.spawn_scheduler();
+    // The window opens once the scheduler has fired its first tick.
+    wait_ticks(&env, s.id, 1, created, Duration::from_secs(30)).await;
     let start = Utc::now();
+    // A measurement, not a wait: the ticks of ten seconds.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let end = Utc::now();
 
     let all = ticks(&env, s.id).await;
-    let window: Vec<_> = all
-        .iter()
-        .filter(|(t, _)| *t >= start && *t < end)
-        .copied()
-        .collect();
+    let window = within(&all, start, end);
     assert!(
         (4..=6).contains(&window.len()),
         "{} ticks in 10 s: {window:?}",
         window.len()
     );
-    for (tick, created) in &window {
-        let late = *created - *tick;
-        assert!(
-            late >= chrono::Duration::zero() && late <= chrono::Duration::milliseconds(500),
-            "tick {tick} enqueued at {created} ({} ms late)",
-            late.num_milliseconds()
-        );
+    assert_on_time(&window, 500);
+    for (tick, _) in &window {
         assert_eq!(tick.timestamp() % 2, 0);
     }
-    assert_contiguous(&all, chrono::Duration::seconds(2));
+    assert_contiguous(&all, Duration::from_secs(2));
     assert_eq!(duplicate_keys(&env, s.id).await, 0);
     // The schedule records its last run and its next tick.
     let now = env
@@ -181,16 +91,10 @@ async fn a_two_second_schedule_fires_on_time_for_ten_seconds(pool: PgPool) {
 #[sqlx::test]
 async fn status_zero_stops_a_schedule(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let s = create(&env, &spec("every-1s", "* * * * * *")).await;
-    let _scheduler = spawn_scheduler(&env);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while ticks(&env, s.id).await.len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the schedule never fired"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = create(&env, &spec("every-1s", Q, "* * * * * *")).await;
+    let created = Utc::now() - chrono::Duration::seconds(1);
+    let _scheduler = env.spawn_scheduler();
+    wait_ticks(&env, s.id, 2, created, Duration::from_secs(20)).await;
     let mut off = ScheduleSpec::from(&s);
     off.status = STATUS_DISABLED;
     let next = scheduler::validate(&env.conveyor, &off, Utc::now()).unwrap();
@@ -206,7 +110,9 @@ async fn status_zero_stops_a_schedule(pool: PgPool) {
         ScheduleWrite::Written(_) => {}
         other => panic!("{other:?}"),
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Proves what does not happen: no tick fires in the next three seconds (a
+    // change takes effect at once, on its NOTIFY).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let all = ticks(&env, s.id).await;
     let after: Vec<_> = all.iter().filter(|(t, _)| *t > changed_at).collect();
     assert!(
@@ -218,7 +124,7 @@ async fn status_zero_stops_a_schedule(pool: PgPool) {
 #[sqlx::test]
 async fn trigger_enqueues_at_once_with_the_schedules_job_settings(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let mut sp = spec("yearly", "0 0 0 1 1 *");
+    let mut sp = spec("yearly", Q, "0 0 0 1 1 *");
     sp.retry_attempts = Some(7);
     sp.retry_delay_ms = Some(1234);
     sp.timeout_ms = Some(4321);
@@ -265,15 +171,18 @@ async fn trigger_enqueues_at_once_with_the_schedules_job_settings(pool: PgPool) 
 #[sqlx::test]
 async fn two_scheduler_processes_fire_each_tick_once(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let s = create(&env, &spec("every-2s", "*/2 * * * * *")).await;
-    let _a = spawn_scheduler(&env);
-    let _b = spawn_scheduler(&env);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = create(&env, &spec("every-2s", Q, "*/2 * * * * *")).await;
+    let created = Utc::now() - chrono::Duration::seconds(1);
+    let _a = env.spawn_scheduler();
+    let _b = env.spawn_scheduler();
+    // The window opens once a scheduler has fired its first tick.
+    wait_ticks(&env, s.id, 1, created, Duration::from_secs(30)).await;
     let start = Utc::now();
+    // A measurement, not a wait: the ticks of twenty seconds.
     tokio::time::sleep(Duration::from_secs(20)).await;
     let end = Utc::now();
     let all = ticks(&env, s.id).await;
-    let window = all.iter().filter(|(t, _)| *t >= start && *t < end).count();
+    let window = within(&all, start, end).len();
     assert!(
         (9..=11).contains(&window),
         "{window} ticks in 20 s: {all:?}"
@@ -284,33 +193,36 @@ async fn two_scheduler_processes_fire_each_tick_once(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(jobs as usize, all.len(), "one job per tick");
-    assert_contiguous(&all, chrono::Duration::seconds(2));
+    assert_contiguous(&all, Duration::from_secs(2));
 }
 
 #[sqlx::test]
 async fn killing_one_of_two_schedulers_loses_no_tick(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let s = create(&env, &spec("every-1s", "* * * * * *")).await;
-    let mut a = spawn_scheduler(&env);
-    let _b = spawn_scheduler(&env);
-    tokio::time::sleep(Duration::from_millis(4_300)).await;
-    a.kill9();
+    let s = create(&env, &spec("every-1s", Q, "* * * * * *")).await;
+    let created = Utc::now() - chrono::Duration::seconds(1);
+    let a = env.spawn_scheduler();
+    let _b = env.spawn_scheduler();
+    // Both at work for a few ticks, then one dies mid-second.
+    wait_ticks(&env, s.id, 4, created, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.signal(&a, "KILL");
+    env.wait_exit(&a, Duration::from_secs(10)).await;
     let killed = Utc::now();
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The survivor goes on: five ticks within six seconds.
+    wait_ticks(&env, s.id, 5, killed, Duration::from_secs(6)).await;
     let all = ticks(&env, s.id).await;
-    assert!(
-        all.iter().filter(|(t, _)| *t > killed).count() >= 5,
-        "the survivor goes on: {all:?}"
-    );
-    assert_contiguous(&all, chrono::Duration::seconds(1));
+    assert_contiguous(&all, Duration::from_secs(1));
     assert_eq!(duplicate_keys(&env, s.id).await, 0);
 }
 
 #[sqlx::test]
 async fn concurrent_schedulers_in_one_process_fire_a_due_tick_once(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let s = create(&env, &spec("every-1s", "* * * * * *")).await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let s = create(&env, &spec("every-1s", Q, "* * * * * *")).await;
+    // Until its first tick is due (and 100 ms more).
+    let due = s.next_run_at.expect("an enabled schedule has a next tick") - Utc::now();
+    tokio::time::sleep(due.to_std().unwrap_or_default() + Duration::from_millis(100)).await;
     let schedulers: Vec<Scheduler> = (0..4)
         .map(|_| Scheduler::new(env.conveyor.clone()))
         .collect();
@@ -331,11 +243,11 @@ async fn concurrent_schedulers_in_one_process_fire_a_due_tick_once(pool: PgPool)
 #[sqlx::test]
 async fn missed_ticks_coalesce_into_one_run_by_default(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let coalesce = create(&env, &spec("coalesce", "*/10 * * * * *")).await;
-    let mut sp = spec("skip", "*/10 * * * * *");
+    let coalesce = create(&env, &spec("coalesce", Q, "*/10 * * * * *")).await;
+    let mut sp = spec("skip", Q, "*/10 * * * * *");
     sp.misfire_policy = Some("skip".into());
     let skip = create(&env, &sp).await;
-    let mut sp = spec("all", "*/10 * * * * *");
+    let mut sp = spec("all", Q, "*/10 * * * * *");
     sp.misfire_policy = Some("all".into());
     let all = create(&env, &sp).await;
     // The scheduler was down for five minutes: every schedule's next tick is old.
@@ -364,7 +276,7 @@ async fn missed_ticks_coalesce_into_one_run_by_default(pool: PgPool) {
     );
     let a = ticks(&env, all.id).await;
     assert!((30..=31).contains(&a.len()), "{}", a.len());
-    assert_contiguous(&a, chrono::Duration::seconds(10));
+    assert_contiguous(&a, Duration::from_secs(10));
     for id in [coalesce.id, skip.id, all.id] {
         let s = env
             .conveyor
@@ -375,125 +287,4 @@ async fn missed_ticks_coalesce_into_one_run_by_default(pool: PgPool) {
             .unwrap();
         assert!(s.next_run_at.unwrap() > Utc::now() - chrono::Duration::seconds(1));
     }
-}
-
-/// Inserts a finished (or other) job record directly.
-async fn record(env: &TestEnv, queue: &str, status: &str, finished_ago_s: i64) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at,
-                           created_at, completed_at)
-         VALUES ($1, $2, 'NOOP', $3, '{}', 1, now() - make_interval(secs => $4),
-                 now() - make_interval(secs => $4),
-                 CASE WHEN $3 IN ('COMPLETED','FAILED','CANCELLED')
-                      THEN now() - make_interval(secs => $4) END)",
-    )
-    .bind(id)
-    .bind(queue)
-    .bind(status)
-    .bind(finished_ago_s as f64)
-    .execute(&env.pool)
-    .await
-    .unwrap();
-    id
-}
-
-async fn existing(env: &TestEnv) -> BTreeSet<Uuid> {
-    sqlx::query_scalar("SELECT id FROM jobs")
-        .fetch_all(&env.pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-#[sqlx::test]
-async fn retention_removes_exactly_what_its_policy_names(pool: PgPool) {
-    let env = TestEnv::with_config(pool, |c| {
-        c.queues.get_mut(Q).unwrap().retention = Retention {
-            completed_max_age_s: 3_600,
-            failed_max_age_s: 7_200,
-            keep_completed: 2,
-            keep_failed: 0,
-        };
-        c.queues.get_mut("book_data").unwrap().retention = Retention {
-            completed_max_age_s: 3_600,
-            failed_max_age_s: 3_600,
-            keep_completed: 100,
-            keep_failed: 0,
-        };
-    })
-    .await;
-    let h = 3_600;
-    // diagnostics COMPLETED: older than 1 h and not among the newest 2 go.
-    let c1 = record(&env, Q, "COMPLETED", 5 * h).await;
-    let c2 = record(&env, Q, "COMPLETED", 4 * h).await;
-    let c3 = record(&env, Q, "COMPLETED", 3 * h).await;
-    let c4 = record(&env, Q, "COMPLETED", 2 * h).await; // old, but among the newest 2
-    let c5 = record(&env, Q, "COMPLETED", 600).await; // young
-                                                      // diagnostics FAILED: older than 2 h go (no floor).
-    let f1 = record(&env, Q, "FAILED", 3 * h).await;
-    let f2 = record(&env, Q, "FAILED", h).await;
-    // Other states are never pruned, however old.
-    let cancelled = record(&env, Q, "CANCELLED", 100 * h).await;
-    let pending = record(&env, Q, "PENDING", 100 * h).await;
-    let running = record(&env, Q, "RUNNING", 100 * h).await;
-    // book_data keeps its newest 100 completed; its old FAILED goes.
-    let b1 = record(&env, "book_data", "COMPLETED", 100 * h).await;
-    let b2 = record(&env, "book_data", "FAILED", 100 * h).await;
-    // A queue without configuration is left alone.
-    let legacy = record(&env, "legacy", "COMPLETED", 1_000 * h).await;
-
-    let deleted = Scheduler::new(env.conveyor.clone()).prune().await.unwrap();
-    assert_eq!(deleted, 5);
-    let left = existing(&env).await;
-    let expected: BTreeSet<Uuid> = [c4, c5, f2, cancelled, pending, running, b1, legacy]
-        .into_iter()
-        .collect();
-    assert_eq!(left, expected);
-    for gone in [c1, c2, c3, f1, b2] {
-        assert!(!left.contains(&gone));
-    }
-    // Idempotent: a second pass (or another scheduler) deletes nothing more.
-    assert_eq!(
-        Scheduler::new(env.conveyor.clone()).prune().await.unwrap(),
-        0
-    );
-}
-
-#[sqlx::test]
-async fn retention_deletes_in_batches(pool: PgPool) {
-    let env = TestEnv::with_config(pool, |c| {
-        c.queues.get_mut(Q).unwrap().retention = Retention {
-            completed_max_age_s: 60,
-            failed_max_age_s: 60,
-            keep_completed: 10,
-            keep_failed: 0,
-        };
-    })
-    .await;
-    sqlx::query(
-        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at, completed_at)
-         SELECT gen_random_uuid(), $1, 'NOOP', 'COMPLETED', '{}', 1, now(),
-                now() - make_interval(secs => 3600 + g)
-         FROM generate_series(1, 2500) g",
-    )
-    .bind(Q)
-    .execute(&env.pool)
-    .await
-    .unwrap();
-    let deleted = env
-        .conveyor
-        .store()
-        .prune_finished(Q, JobStatus::Completed, 60, 10)
-        .await
-        .unwrap();
-    assert_eq!(deleted, 2490);
-    let newest: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM jobs WHERE completed_at > now() - make_interval(secs => 3611)",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
-    assert_eq!(newest, 10, "the newest 10 are kept");
 }

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::Utc;
-use conveyor_tests::http::{router, send_json};
-use conveyor_tests::TestEnv;
+use conveyor_tests::http::TestApi;
+use conveyor_tests::{wait_for, TestEnv};
 use queue_core::job::{JobStatus, NewJob, MAX_DELAY_MS};
 use queue_core::store::{FinalState, FinishedAttempt};
 use serde_json::json;
@@ -22,7 +22,7 @@ async fn a_backoff_beyond_any_bound_waits_the_longest_delay_instead_of_pinning_t
 ) {
     let env = TestEnv::new(pool).await;
     let job = NewJob::new(Q, "FAIL", json!({"retryable": true})).max_attempts(3);
-    let id = env.conveyor.enqueue(job).await.unwrap().job.id;
+    let id = env.enqueue(job).await;
     // A record written before input was bounded (or by hand): the engine must cope.
     sqlx::query("UPDATE jobs SET backoff = $2 WHERE id = $1")
         .bind(id)
@@ -45,7 +45,7 @@ async fn a_backoff_beyond_any_bound_waits_the_longest_delay_instead_of_pinning_t
 #[sqlx::test]
 async fn backoffs_and_retry_delays_beyond_a_year_are_refused_at_input(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = router(&env, &["admin"], &[]);
+    let api = TestApi::new(&env);
     let too_long = MAX_DELAY_MS + 1;
     for backoff in [
         json!({"type": "fixed", "delayMs": too_long}),
@@ -53,30 +53,14 @@ async fn backoffs_and_retry_delays_beyond_a_year_are_refused_at_input(pool: PgPo
         json!({"type": "exponential", "delayMs": u64::MAX}),
     ] {
         let body = json!({"queueName": Q, "jobType": "NOOP", "payload": {}, "backoff": backoff});
-        let (status, error) = send_json(
-            &app,
-            Method::POST,
-            "/api/admin/jobs",
-            Some("admin"),
-            Some(body),
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{backoff}: {error}");
-        let message = error["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.starts_with("backoff: "), "{message}");
+        let reply = api.post("/api/admin/jobs", body).await;
+        let message = reply.assert_error(StatusCode::BAD_REQUEST, "invalid_field");
+        assert!(message.starts_with("backoff: "), "{backoff}: {message}");
     }
     let schedule = json!({"name": "too-patient", "queueName": Q, "jobType": "NOOP",
                           "cronExpression": "0 0 2 * * *", "retryDelay": too_long});
-    let (status, error) = send_json(
-        &app,
-        Method::POST,
-        "/api/admin/scheduled-jobs",
-        Some("admin"),
-        Some(schedule),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
-    let message = error["error"]["message"].as_str().unwrap_or_default();
+    let reply = api.post("/api/admin/scheduled-jobs", schedule).await;
+    let message = reply.assert_error(StatusCode::BAD_REQUEST, "invalid_field");
     assert!(message.starts_with("retryDelay: "), "{message}");
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
         .fetch_one(&env.pool)
@@ -88,7 +72,7 @@ async fn backoffs_and_retry_delays_beyond_a_year_are_refused_at_input(pool: PgPo
 #[sqlx::test]
 async fn a_nul_character_in_a_payload_or_key_is_a_400_naming_the_field(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = router(&env, &["admin"], &[]);
+    let api = TestApi::new(&env);
     let cases = [
         (json!({"a": ["ok", "x\u{0}y"]}), None, "payload.a[1]"),
         (json!({"k\u{0}": 1}), None, "payload.k\u{0}"),
@@ -97,36 +81,15 @@ async fn a_nul_character_in_a_payload_or_key_is_a_400_naming_the_field(pool: PgP
     for (payload, key, field) in cases {
         let body = json!({"queueName": Q, "jobType": "ECHO", "payload": payload,
                           "idempotencyKey": key});
-        let (status, error) = send_json(
-            &app,
-            Method::POST,
-            "/api/admin/jobs",
-            Some("admin"),
-            Some(body),
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
-        let message = error["error"]["message"].as_str().unwrap_or_default();
+        let reply = api.post("/api/admin/jobs", body).await;
+        let message = reply.assert_error(StatusCode::BAD_REQUEST, "invalid_field");
         assert!(message.starts_with(&format!("{field}: ")), "{message}");
     }
     let bulk = json!({"jobs": [{"queueName": Q, "jobType": "ECHO", "payload": {}},
                                {"queueName": Q, "jobType": "ECHO", "payload": {"t": "\u{0}"}}]});
-    let (status, error) = send_json(
-        &app,
-        Method::POST,
-        "/api/admin/jobs/bulk",
-        Some("admin"),
-        Some(bulk),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("jobs[1].payload.t: "),
-        "{error}"
-    );
+    let reply = api.post("/api/admin/jobs/bulk", bulk).await;
+    let message = reply.assert_error(StatusCode::BAD_REQUEST, "invalid_field");
+    assert!(message.starts_with("jobs[1].payload.t: "), "{message}");
     assert_eq!(env.count(JobStatus::Pending).await, 0);
 }
 
@@ -140,7 +103,7 @@ async fn an_id_redis_promotes_before_postgres_finds_it_due_runs_once_it_is_due(p
     let delay = Duration::from_secs(3);
     let job = NewJob::new(Q, "ECHO", json!({})).run_at(Utc::now() + delay);
     let enqueued = Instant::now();
-    let id = env.conveyor.enqueue(job).await.unwrap().job.id;
+    let id = env.enqueue(job).await;
     // What a Redis clock running ahead of PostgreSQL's does: the id is ready early.
     let keys = env.conveyor.broker().keys(Q);
     let mut redis = env.redis().await;
@@ -211,7 +174,7 @@ async fn an_attempt_of_an_earlier_run_cannot_write_to_the_current_run(pool: PgPo
     let env = TestEnv::new(pool).await;
     let store = env.conveyor.store();
     let job = NewJob::new(Q, "ECHO", json!({})).max_attempts(1);
-    let id = env.conveyor.enqueue(job).await.unwrap().job.id;
+    let id = env.enqueue(job).await;
     let lease = Duration::from_secs(30);
 
     // Worker A claims run 1's attempt 1 and freezes; its lease runs out.
@@ -336,27 +299,22 @@ async fn a_queue_redis_lost_while_its_rebuild_could_not_be_recorded_is_rebuilt_l
         .query_async(&mut redis)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1_500)).await; // a few rounds fail
+    // Nothing shows a round failing to record the rebuild: let a few of them (one
+    // every 300 ms) fail before the refusal is lifted.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     unrefuse(&env.pool, "dispatch_outbox").await;
     // (A worker may have run a few before the pause reached it: count the waiting.)
     let waiting = env.count(JobStatus::Pending).await as usize;
     assert!(waiting > 0 && waiting <= ids.len());
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let ready: usize = redis::cmd("ZCARD")
-            .arg(&keys.ready)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        if ready == waiting {
-            break;
+    wait_for(Duration::from_secs(2), || async {
+        let back = env.zcard(&keys.ready).await as usize;
+        if back == waiting {
+            Ok(())
+        } else {
+            Err(format!("{back} of {waiting} waiting jobs back in redis"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{ready} of {waiting} waiting jobs back in redis"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     // Rebuilt by a later round, not by the periodic check of waiting jobs (which
     // leaves jobs younger than 5 s alone).
     assert!(enqueued.elapsed() < Duration::from_millis(4_800));
@@ -385,8 +343,9 @@ async fn a_finished_attempt_keeps_its_lease_while_its_outcome_cannot_be_written(
     .await;
     let worker = env.worker(&[Q], Some(1));
     let job = NewJob::new(Q, "SLEEP", json!({"ms": 50})).max_attempts(1);
-    let id = env.conveyor.enqueue(job).await.unwrap().job.id;
-    // Three leases pass after the attempt finished.
+    let id = env.enqueue(job).await;
+    // Proves what does not happen: three leases pass after the 50 ms attempt
+    // finished, and its lease is not recovered meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let job = env.job(id).await;
     assert_eq!(job.status, JobStatus::Running, "{job:?}");

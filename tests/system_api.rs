@@ -2,55 +2,25 @@
 //! in-process on the real router. Counts a worker would produce are written with
 //! SQL where the route only reads them.
 
-use axum::http::{Method, StatusCode};
-use axum::Router;
-use conveyor_tests::{http, TestEnv};
+use axum::http::StatusCode;
+use conveyor_tests::http::{TestApi, ADMIN, VIEWER};
+use conveyor_tests::TestEnv;
 use queue_core::job::NewJob;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const ADMIN: &str = "a";
-const VIEWER: &str = "v";
 const Q: &str = "diagnostics";
 
-fn app(env: &TestEnv) -> Router {
-    http::router(env, &[ADMIN], &[VIEWER])
-}
-
-async fn call(
-    app: &Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, String) {
-    http::send_text(app, method, path, token, body).await
-}
-
-async fn get_json(app: &Router, path: &str) -> (StatusCode, Value) {
-    let (status, text) = call(app, Method::GET, path, Some(VIEWER), None).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn job(job_type: &str) -> NewJob {
-    NewJob {
-        queue: Q.into(),
-        job_type: job_type.into(),
-        payload: json!({}),
-        priority: Default::default(),
-        max_attempts: None,
-        run_at: None,
-        timeout_ms: None,
-        idempotency_key: None,
-        backoff: None,
-        parent_id: None,
-    }
+/// `GET path` as a viewer: the status and the JSON body.
+async fn get_json(api: &TestApi, path: &str) -> (StatusCode, Value) {
+    let reply = api.get_as(Some(VIEWER), path).await;
+    (reply.status, reply.body)
 }
 
 async fn enqueue(env: &TestEnv, n: usize) -> Vec<Uuid> {
     env.conveyor
-        .enqueue_many((0..n).map(|_| job("ECHO")).collect())
+        .enqueue_many((0..n).map(|_| NewJob::new(Q, "ECHO", json!({}))).collect())
         .await
         .unwrap()
 }
@@ -58,8 +28,8 @@ async fn enqueue(env: &TestEnv, n: usize) -> Vec<Uuid> {
 #[sqlx::test]
 async fn system_status_reports_services_queues_rate_and_alerts(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
-    let (status, body) = get_json(&app, "/api/admin/system/status").await;
+    let api = TestApi::new(&env);
+    let (status, body) = get_json(&api, "/api/admin/system/status").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert!(body["uptimeSeconds"].is_u64());
@@ -90,7 +60,7 @@ async fn system_status_reports_services_queues_rate_and_alerts(pool: PgPool) {
     env.record_attempt(ids[2], 1, "COMPLETED", 10, None, 600.0)
         .await;
 
-    let (_, body) = get_json(&app, "/api/admin/system/status").await;
+    let (_, body) = get_json(&api, "/api/admin/system/status").await;
     let diag = body["queues"]
         .as_array()
         .unwrap()
@@ -117,7 +87,7 @@ async fn system_status_reports_services_queues_rate_and_alerts(pool: PgPool) {
 
     // Over 1000 waiting: the backlog warning.
     enqueue(&env, 1_000).await;
-    let (_, body) = get_json(&app, "/api/admin/system/status").await;
+    let (_, body) = get_json(&api, "/api/admin/system/status").await;
     let backlog = body["alerts"]
         .as_array()
         .unwrap()
@@ -127,15 +97,15 @@ async fn system_status_reports_services_queues_rate_and_alerts(pool: PgPool) {
     assert_eq!(backlog["severity"], "warning");
     assert!(backlog["message"].as_str().unwrap().contains(Q));
 
-    let (status, body) = get_json(&app, "/api/admin/system/status?x=1").await;
+    let (status, body) = get_json(&api, "/api/admin/system/status?x=1").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[sqlx::test]
 async fn metrics_summary_counts_jobs_and_averages_the_last_day(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
-    let (status, body) = get_json(&app, "/api/admin/metrics/summary").await;
+    let api = TestApi::new(&env);
+    let (status, body) = get_json(&api, "/api/admin/metrics/summary").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
@@ -162,7 +132,7 @@ async fn metrics_summary_counts_jobs_and_averages_the_last_day(pool: PgPool) {
         .await;
     env.record_attempt(ids[3], 1, "FAILED", 50_000, Some("boom"), 60.0)
         .await;
-    let (_, body) = get_json(&app, "/api/admin/metrics/summary").await;
+    let (_, body) = get_json(&api, "/api/admin/metrics/summary").await;
     assert_eq!(
         body,
         json!({"totalJobs": 5, "completedJobs": 3, "failedJobs": 1,
@@ -173,8 +143,8 @@ async fn metrics_summary_counts_jobs_and_averages_the_last_day(pool: PgPool) {
 #[sqlx::test]
 async fn errors_are_grouped_by_type_and_message_most_recent_first(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
-    let (status, body) = get_json(&app, "/api/admin/errors").await;
+    let api = TestApi::new(&env);
+    let (status, body) = get_json(&api, "/api/admin/errors").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!([]));
     let ids = enqueue(&env, 2).await;
@@ -187,7 +157,7 @@ async fn errors_are_grouped_by_type_and_message_most_recent_first(pool: PgPool) 
     env.record_attempt(ids[1], 2, "COMPLETED", 1, None, 5.0)
         .await;
 
-    let (_, body) = get_json(&app, "/api/admin/errors").await;
+    let (_, body) = get_json(&api, "/api/admin/errors").await;
     let groups = body.as_array().unwrap();
     assert_eq!(groups.len(), 2, "{body}");
     assert_eq!(groups[0]["type"], "ECHO");
@@ -207,14 +177,14 @@ async fn errors_are_grouped_by_type_and_message_most_recent_first(pool: PgPool) 
         .unwrap();
     assert_eq!((last - first).num_seconds(), 200);
 
-    let (_, body) = get_json(&app, "/api/admin/errors?limit=1").await;
+    let (_, body) = get_json(&api, "/api/admin/errors?limit=1").await;
     assert_eq!(body.as_array().unwrap().len(), 1);
     assert_eq!(body[0]["message"], "timed out");
     for bad in ["limit=0", "limit=101", "limit=x", "since=1"] {
-        let (status, body) = get_json(&app, &format!("/api/admin/errors?{bad}")).await;
+        let (status, body) = get_json(&api, &format!("/api/admin/errors?{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
-    let (status, body) = get_json(&app, "/api/admin/errors?limit=101").await;
+    let (status, body) = get_json(&api, "/api/admin/errors?limit=101").await;
     assert!(
         body["error"]["message"].as_str().unwrap().contains("limit"),
         "{status} {body}"
@@ -224,51 +194,38 @@ async fn errors_are_grouped_by_type_and_message_most_recent_first(pool: PgPool) 
 #[sqlx::test]
 async fn the_new_routes_need_a_token(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
+    let api = TestApi::new(&env);
     for path in [
         "/api/admin/system/status",
         "/api/admin/metrics/summary",
         "/api/admin/errors",
     ] {
-        let (status, _) = call(&app, Method::GET, path, None, None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
-        let (status, _) = call(&app, Method::GET, path, Some("wrong"), None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
-        let (status, _) = call(&app, Method::GET, path, Some(VIEWER), None).await;
-        assert_eq!(status, StatusCode::OK, "{path}");
-        let (status, _) = call(&app, Method::GET, path, Some(ADMIN), None).await;
-        assert_eq!(status, StatusCode::OK, "{path}");
+        let anonymous = api.get_as(None, path).await;
+        anonymous.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        let wrong = api.get_as(Some("wrong"), path).await;
+        wrong.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        let viewer = api.get_as(Some(VIEWER), path).await;
+        assert_eq!(viewer.status, StatusCode::OK, "{path}");
+        let admin = api.get_as(Some(ADMIN), path).await;
+        assert_eq!(admin.status, StatusCode::OK, "{path}");
     }
 }
 
 #[sqlx::test]
 async fn metrics_are_open_and_show_queue_gauges_and_enqueues(pool: PgPool) {
     let env = TestEnv::new(pool).await;
-    let app = app(&env);
+    let api = TestApi::new(&env);
     let create = json!({"queueName": Q, "jobType": "ECHO", "payload": {}});
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        "/api/admin/jobs",
-        Some(ADMIN),
-        Some(create),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let created = api.post("/api/admin/jobs", create).await;
+    assert_eq!(created.status, StatusCode::CREATED);
     let bulk = json!({"jobs": [{"queueName": Q, "jobType": "NOOP", "payload": {}},
                                {"queueName": Q, "jobType": "NOOP", "payload": {}}]});
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        "/api/admin/jobs/bulk",
-        Some(ADMIN),
-        Some(bulk),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let created = api.post("/api/admin/jobs/bulk", bulk).await;
+    assert_eq!(created.status, StatusCode::CREATED);
 
-    let (status, text) = call(&app, Method::GET, "/metrics", None, None).await;
-    assert_eq!(status, StatusCode::OK);
+    let metrics = api.get_as(None, "/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = metrics.text();
     assert!(
         text.contains(r#"conveyor_queue_jobs{queue="diagnostics",state="waiting"} 3"#),
         "{text}"

@@ -5,17 +5,24 @@
 //! Workers run in-process ([`TestEnv::worker`]) or as the real `conveyor-worker`
 //! binary ([`TestEnv::spawn_worker`]) for tests that signal or kill processes.
 //! Nothing here skips: a test that cannot reach a service fails.
+//!
+//! Tests wait for conditions ([`wait_for`], [`TestEnv::wait_status`],
+//! [`TestEnv::wait_count`] …), not for fixed times.
 
+pub mod ctl;
+pub mod domain;
 pub mod fakes;
 pub mod http;
+pub mod schedules;
 pub mod services;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use queue_core::job::{Execution, Job, JobStatus};
+use queue_core::job::{Execution, Job, JobStatus, NewJob};
 use queue_core::metrics::Metrics;
 use queue_core::worker::{Shutdown, Worker};
 use queue_core::{broker::Broker, diagnostics, store::Store, Config, Conveyor, HandlerRegistry};
@@ -64,6 +71,26 @@ pub fn test_db_url(pool: &PgPool) -> String {
 
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// How often the waiting helpers look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `check` until it answers `Ok`, and answers its value; fails the test with
+/// the last `Err` (what it saw instead) after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "after {timeout:?}: {seen}"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// One test's isolated world.
@@ -172,14 +199,19 @@ impl TestEnv {
         self.spawn("conveyor-worker", args, env)
     }
 
-    /// Spawns the real `conveyor-api` on a free port with admin token `admin-token`;
+    /// Spawns the real `conveyor-scheduler` on this test's database and prefix.
+    pub fn spawn_scheduler(&self) -> WorkerProcess {
+        self.spawn("conveyor-scheduler", &[], &[])
+    }
+
+    /// Spawns the real `conveyor-api` on a free port with admin token [`http::ADMIN`];
     /// returns once `/health` answers.
     pub async fn spawn_api(&self, env: &[(&str, &str)]) -> ApiProcess {
         let port = services::free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut all = vec![
             ("CONVEYOR_API_ADDR", addr.as_str()),
-            ("CONVEYOR_ADMIN_TOKENS", "admin-token"),
+            ("CONVEYOR_ADMIN_TOKENS", http::ADMIN),
         ];
         all.extend_from_slice(env);
         let process = self.spawn("conveyor-api", &[], &all);
@@ -196,7 +228,7 @@ impl TestEnv {
         ApiProcess {
             pid: process.pid,
             url,
-            token: "admin-token".into(),
+            token: http::ADMIN.into(),
             client,
         }
     }
@@ -304,70 +336,79 @@ impl TestEnv {
 
     /// Waits until job `id` has `status`, failing the test after `timeout`.
     pub async fn wait_status(&self, id: Uuid, status: JobStatus, timeout: Duration) -> Job {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait_for(timeout, || async move {
             let job = self.job(id).await;
             if job.status == status {
-                return job;
+                Ok(job)
+            } else {
+                Err(format!(
+                    "job {id} is {}, expected {status}: {job:?}",
+                    job.status
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "job {id} is {} after {timeout:?}, expected {status}: {job:?}",
-                job.status
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until `count` jobs have `status`.
     pub async fn wait_count(&self, status: JobStatus, count: i64, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait_for(timeout, || async move {
             let n = self.count(status).await;
             if n == count {
-                return;
+                Ok(())
+            } else {
+                Err(format!("{n} jobs are {status}, expected {count}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "{n} jobs are {status} after {timeout:?}, expected {count}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until at least `count` jobs have `status`.
     pub async fn wait_count_at_least(&self, status: JobStatus, count: i64, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.count(status).await < count {
-            assert!(
-                Instant::now() < deadline,
-                "fewer than {count} jobs are {status} after {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for(timeout, || async move {
+            let n = self.count(status).await;
+            if n >= count {
+                Ok(())
+            } else {
+                Err(format!("{n} jobs are {status}, expected at least {count}"))
+            }
+        })
+        .await
     }
 
     /// Waits until a worker has looked at `queue` in Redis once (it set the queue's
     /// generation marker, rebuilding the queue from PostgreSQL if it was missing).
     pub async fn wait_queue_known_to_redis(&self, queue: &str) {
         let key = format!("{}:{{{queue}}}:generation", self.prefix);
-        let mut redis = self.redis().await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let redis = &self.redis().await;
+        let key = &key;
+        wait_for(Duration::from_secs(30), || async move {
             let exists: bool = redis::cmd("EXISTS")
-                .arg(&key)
-                .query_async(&mut redis)
+                .arg(key)
+                .query_async(&mut redis.clone())
                 .await
                 .expect("redis reachable");
-            if exists {
-                return;
+            exists
+                .then_some(())
+                .ok_or_else(|| format!("no worker looked at {queue}"))
+        })
+        .await
+    }
+
+    /// Waits until `n` live workers are recorded in PostgreSQL.
+    pub async fn wait_workers(&self, n: i64, timeout: Duration) {
+        wait_for(timeout, || async move {
+            let live: i64 = sqlx::query_scalar("SELECT count(*) FROM workers")
+                .fetch_one(&self.pool)
+                .await
+                .expect("count workers");
+            if live == n {
+                Ok(())
+            } else {
+                Err(format!("{live} workers are recorded, expected {n}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "no worker looked at {queue} within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     /// True while the spawned process runs.
@@ -385,6 +426,127 @@ impl TestEnv {
             .fetch_one(&self.pool)
             .await
             .expect("count")
+    }
+
+    /// Every job record, whatever its state.
+    pub async fn job_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count jobs")
+    }
+
+    /// Enqueues `job` through the library; answers its id.
+    pub async fn enqueue(&self, job: NewJob) -> Uuid {
+        let what = format!("{} {}", job.queue, job.job_type);
+        self.conveyor
+            .enqueue(job)
+            .await
+            .unwrap_or_else(|e| panic!("enqueue {what}: {e}"))
+            .job
+            .id
+    }
+
+    /// The state of job `id` as PostgreSQL has it (None: no such record).
+    pub async fn status_of(&self, id: Uuid) -> Option<String> {
+        sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .expect("read status")
+    }
+
+    /// Puts job `id` in `status` as a worker would have left it (terminal states
+    /// get a completion time; waiting ones no attempt), for routes that only read
+    /// or act on that state.
+    pub async fn set_status(&self, id: Uuid, status: JobStatus) {
+        sqlx::query(
+            "UPDATE jobs SET status = $2, completed_at = CASE WHEN $3 THEN now() END,
+                             attempts = CASE WHEN $2 = 'PENDING' OR $2 = 'DELAYED' THEN 0 ELSE 1 END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(status.is_terminal())
+        .execute(&self.pool)
+        .await
+        .expect("set status");
+    }
+
+    /// Inserts a NOOP record of `queue` in `status` directly (any queue, even one
+    /// the configuration does not have), created `secs_ago` seconds ago; a finished
+    /// one finished then.
+    pub async fn insert_job(&self, queue: &str, status: &str, secs_ago: i64) -> Uuid {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at,
+                               created_at, completed_at)
+             VALUES ($1, $2, 'NOOP', $3, '{}', 1, now() - make_interval(secs => $4),
+                     now() - make_interval(secs => $4),
+                     CASE WHEN $3 IN ('COMPLETED','FAILED','CANCELLED')
+                          THEN now() - make_interval(secs => $4) END)",
+        )
+        .bind(id)
+        .bind(queue)
+        .bind(status)
+        .bind(secs_ago as f64)
+        .execute(&self.pool)
+        .await
+        .expect("insert job");
+        id
+    }
+
+    /// The score of `member` in the sorted set `key` (None: not in it).
+    pub async fn zscore(&self, key: &str, member: &str) -> Option<f64> {
+        redis::cmd("ZSCORE")
+            .arg(key)
+            .arg(member)
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("ZSCORE")
+    }
+
+    /// How many members the sorted set `key` has.
+    pub async fn zcard(&self, key: &str) -> i64 {
+        redis::cmd("ZCARD")
+            .arg(key)
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("ZCARD")
+    }
+
+    /// True when job `id` waits in `queue`'s ready set in Redis.
+    pub async fn in_ready_set(&self, queue: &str, id: Uuid) -> bool {
+        let ready = self.conveyor.broker().keys(queue).ready;
+        self.zscore(&ready, &id.to_string()).await.is_some()
+    }
+
+    /// The entries of `queue`'s dead-letter stream, in stream order, each as its
+    /// fields (`jobId`, `jobType`, `error`, `attempts`, `failedAt`).
+    pub async fn dead_letters(
+        &self,
+        queue: &str,
+    ) -> Vec<std::collections::HashMap<String, String>> {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(self.conveyor.broker().keys(queue).dlq)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("XRANGE");
+        entries
+            .into_iter()
+            .map(|(_, fields)| fields.into_iter().collect())
+            .collect()
+    }
+
+    /// The job ids of `queue`'s dead-letter stream, in stream order.
+    pub async fn dead_letter_ids(&self, queue: &str) -> Vec<Uuid> {
+        self.dead_letters(queue)
+            .await
+            .iter()
+            .map(|fields| fields["jobId"].parse().expect("a job id"))
+            .collect()
     }
 
     /// A plain Redis connection (for assertions on keys).
@@ -436,7 +598,7 @@ impl InProcessWorker {
     }
 }
 
-/// A spawned process (`conveyor-worker` or `conveyor-api`).
+/// A spawned process (`conveyor-worker`, `conveyor-scheduler` or `conveyor-api`).
 pub struct WorkerProcess {
     pub pid: u32,
 }

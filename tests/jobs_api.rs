@@ -1,23 +1,23 @@
-//! The admin API end to end, in-process: each test builds the real router on its own
-//! database and Redis prefix and calls it with `tower::ServiceExt::oneshot` (no
-//! socket), then checks the answer, the PostgreSQL records and the Redis keys.
+//! `POST /api/admin/jobs`, `POST /api/admin/jobs/bulk` and `GET
+//! /api/admin/jobs/{id}` in-process: each test builds the real router on its own
+//! database and Redis prefix, calls it and checks the answer, the PostgreSQL
+//! records and the Redis keys: creating (options, idempotency, validation, body
+//! limits), bulk creating, reading one job, and the token checks of these routes.
 //! Every refused request is also checked to have left no job row behind.
 
+use std::time::Duration;
+
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use axum::Router;
-use chrono::{DateTime, Utc};
-use conveyor_api::{AppState, Auth};
-use conveyor_tests::TestEnv;
-use http_body_util::BodyExt;
-use queue_core::Config;
+use axum::http::{header, Method, Request, StatusCode};
+use chrono::Utc;
+use conveyor_tests::http::{assert_refused, time_of, TestApi, ADMIN, VIEWER};
+use conveyor_tests::{wait_for, TestEnv};
+use queue_core::broker::QueueKeys;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tower::ServiceExt;
 use uuid::Uuid;
 
-const ADMIN: &str = "admin-token";
-const VIEWER: &str = "viewer-token";
 const Q: &str = "diagnostics";
 const JOBS: &str = "/api/admin/jobs";
 const BULK: &str = "/api/admin/jobs/bulk";
@@ -26,99 +26,10 @@ const BULK: &str = "/api/admin/jobs/bulk";
 // Helpers
 // ---------------------------------------------------------------------------------
 
-/// One answer of the router.
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    /// The parsed JSON body (`Null` when empty; the raw text as a JSON string when
-    /// it is not JSON, so assertions print it).
-    body: Value,
-}
-
-impl Reply {
-    fn header(&self, name: header::HeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-async fn setup(pool: PgPool) -> (TestEnv, Router) {
-    setup_with(pool, |_| {}).await
-}
-
-async fn setup_with(pool: PgPool, adjust: impl FnOnce(&mut Config)) -> (TestEnv, Router) {
-    let env = TestEnv::with_config(pool, adjust).await;
-    let auth = Auth::Tokens {
-        admin: vec![ADMIN.into()],
-        viewer: vec![VIEWER.into()],
-    };
-    let app = conveyor_api::router(AppState::new(env.conveyor.clone(), auth));
-    (env, app)
-}
-
-/// Sends one request with a raw body (None: empty) and an optional bearer token.
-async fn send_raw(
-    app: &Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Vec<u8>>,
-) -> Reply {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(bytes) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-            Body::from(bytes)
-        }
-        None => Body::empty(),
-    };
-    let response = app
-        .clone()
-        .oneshot(req.body(body).expect("request builds"))
-        .await
-        .expect("the router is infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body reads")
-        .to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// Sends `body` as JSON (None: no body).
-async fn send(
-    app: &Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let bytes = body.map(|b| serde_json::to_vec(&b).expect("serializes"));
-    send_raw(app, method, path, token, bytes).await
-}
-
-async fn post(app: &Router, path: &str, body: Value) -> Reply {
-    send(app, Method::POST, path, Some(ADMIN), Some(body)).await
-}
-
-async fn get(app: &Router, path: &str, token: Option<&str>) -> Reply {
-    send(app, Method::GET, path, token, None).await
+async fn setup(pool: PgPool) -> (TestEnv, TestApi) {
+    let env = TestEnv::new(pool).await;
+    let api = TestApi::new(&env);
+    (env, api)
 }
 
 /// A valid create body for the diagnostics queue.
@@ -136,91 +47,8 @@ fn create_body_with(job_type: &str, payload: Value, extra: Value) -> Value {
     body
 }
 
-async fn job_rows(env: &TestEnv) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM jobs")
-        .fetch_one(&env.pool)
-        .await
-        .expect("count jobs")
-}
-
-/// Asserts the `{"error": {"code", "message"}}` shape, the status and the code, and
-/// that the message mentions each of `mentions`. Returns the message.
-fn assert_error(reply: &Reply, status: StatusCode, code: &str, mentions: &[&str]) -> String {
-    assert_eq!(reply.status, status, "unexpected status: {reply:?}");
-    assert!(
-        reply
-            .header(header::CONTENT_TYPE)
-            .is_some_and(|ct| ct.starts_with("application/json")),
-        "error bodies are JSON: {reply:?}"
-    );
-    let obj = reply.body.as_object().expect("error body is an object");
-    assert_eq!(obj.len(), 1, "only `error` at the top: {reply:?}");
-    let error = reply.body["error"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no `error` object: {reply:?}"));
-    assert_eq!(
-        error.get("code").and_then(Value::as_str),
-        Some(code),
-        "unexpected error code: {reply:?}"
-    );
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("`error.message` is not a string: {reply:?}"));
-    assert!(!message.is_empty(), "empty error message: {reply:?}");
-    for m in mentions {
-        assert!(
-            message.contains(m),
-            "error message `{message}` does not mention `{m}`"
-        );
-    }
-    message.to_string()
-}
-
-/// Asserts a refusal as [`assert_error`] does, and that no job was recorded.
-async fn assert_refused(
-    env: &TestEnv,
-    reply: &Reply,
-    status: StatusCode,
-    code: &str,
-    mentions: &[&str],
-) -> String {
-    let message = assert_error(reply, status, code, mentions);
-    assert_eq!(job_rows(env).await, 0, "a refused request recorded a job");
-    message
-}
-
-fn id_of(reply: &Reply) -> Uuid {
-    reply.body["id"]
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .unwrap_or_else(|| panic!("no job id in {reply:?}"))
-}
-
-fn time_of(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| panic!("not an RFC 3339 time: {value}"))
-}
-
-async fn zscore(env: &TestEnv, key: &str, member: &str) -> Option<f64> {
-    let mut redis = env.redis().await;
-    redis::cmd("ZSCORE")
-        .arg(key)
-        .arg(member)
-        .query_async(&mut redis)
-        .await
-        .expect("ZSCORE")
-}
-
-fn ready_key(env: &TestEnv) -> String {
-    format!("{}:{{{Q}}}:ready", env.prefix)
-}
-
-fn delayed_key(env: &TestEnv) -> String {
-    format!("{}:{{{Q}}}:delayed", env.prefix)
+fn keys(env: &TestEnv) -> QueueKeys {
+    env.conveyor.broker().keys(Q)
 }
 
 // ---------------------------------------------------------------------------------
@@ -229,11 +57,13 @@ fn delayed_key(env: &TestEnv) -> String {
 
 #[sqlx::test]
 async fn create_returns_201_with_location_and_a_pending_camel_case_job(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let before = Utc::now();
-    let reply = post(&app, JOBS, create_body("ECHO", json!({"hello": "world"}))).await;
+    let reply = api
+        .post(JOBS, create_body("ECHO", json!({"hello": "world"})))
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
-    let id = id_of(&reply);
+    let id = reply.id();
     assert_eq!(
         reply.header(header::LOCATION),
         Some(format!("/api/admin/jobs/{id}").as_str())
@@ -279,10 +109,10 @@ async fn create_returns_201_with_location_and_a_pending_camel_case_job(pool: PgP
     }
 
     // Recorded once, and its id is in the queue's ready set.
-    assert_eq!(job_rows(&env).await, 1);
+    assert_eq!(env.job_rows().await, 1);
     assert_eq!(env.job(id).await.status.as_str(), "PENDING");
     assert!(
-        zscore(&env, &ready_key(&env), &id.to_string())
+        env.zscore(&keys(&env).ready, &id.to_string())
             .await
             .is_some(),
         "the job id is not in the ready set"
@@ -291,32 +121,32 @@ async fn create_returns_201_with_location_and_a_pending_camel_case_job(pool: PgP
 
 #[sqlx::test]
 async fn create_accepts_the_named_priority_high_as_10(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let reply = post(
-        &app,
-        JOBS,
-        create_body_with("NOOP", json!({}), json!({"priority": "HIGH"})),
-    )
-    .await;
+    let (env, api) = setup(pool).await;
+    let reply = api
+        .post(
+            JOBS,
+            create_body_with("NOOP", json!({}), json!({"priority": "HIGH"})),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     assert_eq!(reply.body["priority"], 10);
-    assert_eq!(env.job(id_of(&reply)).await.priority, 10);
+    assert_eq!(env.job(reply.id()).await.priority, 10);
 }
 
 #[sqlx::test]
 async fn create_with_delay_ms_is_delayed_with_run_at_in_the_future_and_in_the_delayed_set(
     pool: PgPool,
 ) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let before = Utc::now();
-    let reply = post(
-        &app,
-        JOBS,
-        create_body_with("NOOP", json!({}), json!({"delayMs": 60_000, "priority": 7})),
-    )
-    .await;
+    let reply = api
+        .post(
+            JOBS,
+            create_body_with("NOOP", json!({}), json!({"delayMs": 60_000, "priority": 7})),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
-    let id = id_of(&reply);
+    let id = reply.id();
     assert_eq!(reply.body["status"], "DELAYED");
     let run_at = time_of(&reply.body["runAt"]);
     assert!(
@@ -327,25 +157,27 @@ async fn create_with_delay_ms_is_delayed_with_run_at_in_the_future_and_in_the_de
     assert_eq!(env.job(id).await.status.as_str(), "DELAYED");
 
     // In the delayed set as `priority|id`, scored by its run-at; not ready yet.
-    let score = zscore(&env, &delayed_key(&env), &format!("7|{id}"))
+    let score = env
+        .zscore(&keys(&env).delayed, &format!("7|{id}"))
         .await
         .expect("`7|<id>` is not in the delayed set");
     assert_eq!(score as i64, run_at.timestamp_millis());
-    assert_eq!(zscore(&env, &ready_key(&env), &id.to_string()).await, None);
+    assert_eq!(env.zscore(&keys(&env).ready, &id.to_string()).await, None);
 }
 
 #[sqlx::test]
 async fn create_with_run_at_in_the_future_is_delayed_until_then(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let at = "2099-01-02T03:04:05.678Z";
     let body = create_body_with("NOOP", json!({}), json!({ "runAt": at }));
-    let reply = post(&app, JOBS, body).await;
+    let reply = api.post(JOBS, body).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     assert_eq!(reply.body["status"], "DELAYED");
     let run_at = time_of(&reply.body["runAt"]);
     assert_eq!(run_at, time_of(&json!(at)));
-    let id = id_of(&reply);
-    let score = zscore(&env, &delayed_key(&env), &format!("5|{id}"))
+    let id = reply.id();
+    let score = env
+        .zscore(&keys(&env).delayed, &format!("5|{id}"))
         .await
         .expect("`5|<id>` is not in the delayed set");
     assert_eq!(score as i64, run_at.timestamp_millis());
@@ -357,30 +189,30 @@ async fn create_with_run_at_in_the_future_is_delayed_until_then(pool: PgPool) {
 
 #[sqlx::test]
 async fn same_idempotency_key_twice_in_a_queue_answers_200_with_the_first_job(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = create_body_with("ECHO", json!({"n": 1}), json!({"idempotencyKey": "k-1"}));
-    let first = post(&app, JOBS, body).await;
+    let first = api.post(JOBS, body).await;
     assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
     assert_eq!(first.body["idempotencyKey"], "k-1");
 
     // Same key, different payload: the first job is returned untouched.
     let again = create_body_with("ECHO", json!({"n": 2}), json!({"idempotencyKey": "k-1"}));
-    let second = post(&app, JOBS, again).await;
+    let second = api.post(JOBS, again).await;
     assert_eq!(second.status, StatusCode::OK, "{second:?}");
-    assert_eq!(id_of(&second), id_of(&first));
+    assert_eq!(second.id(), first.id());
     assert_eq!(second.body["payload"], json!({"n": 1}));
     assert_eq!(
         second.header(header::LOCATION),
-        Some(format!("/api/admin/jobs/{}", id_of(&first)).as_str())
+        Some(format!("/api/admin/jobs/{}", first.id()).as_str())
     );
-    assert_eq!(job_rows(&env).await, 1);
+    assert_eq!(env.job_rows().await, 1);
 }
 
 #[sqlx::test]
 async fn concurrent_creates_with_one_idempotency_key_record_one_job(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = create_body_with("NOOP", json!({}), json!({"idempotencyKey": "race"}));
-    let replies = futures::future::join_all((0..12).map(|_| post(&app, JOBS, body.clone()))).await;
+    let replies = futures::future::join_all((0..12).map(|_| api.post(JOBS, body.clone()))).await;
     let created = replies
         .iter()
         .filter(|r| r.status == StatusCode::CREATED)
@@ -392,9 +224,9 @@ async fn concurrent_creates_with_one_idempotency_key_record_one_job(pool: PgPool
             .all(|r| r.status == StatusCode::CREATED || r.status == StatusCode::OK),
         "{replies:?}"
     );
-    let id = id_of(&replies[0]);
-    assert!(replies.iter().all(|r| id_of(r) == id), "one id for all");
-    assert_eq!(job_rows(&env).await, 1);
+    let id = replies[0].id();
+    assert!(replies.iter().all(|r| r.id() == id), "one id for all");
+    assert_eq!(env.job_rows().await, 1);
 }
 
 /// Rows whose payload `n` is `n`.
@@ -408,7 +240,7 @@ async fn rows_with_n(env: &TestEnv, n: &str) -> i64 {
 
 #[sqlx::test]
 async fn an_enqueue_whose_caller_left_while_it_waited_for_the_batch_is_not_written(pool: PgPool) {
-    let (env, _app) = setup(pool.clone()).await;
+    let env = TestEnv::new(pool.clone()).await;
     let noop = |n: &str| queue_core::job::NewJob::new(Q, "NOOP", json!({ "n": n }));
     // Hold the batch writer's first INSERT on a table lock, so the next requests
     // queue behind it.
@@ -422,26 +254,21 @@ async fn an_enqueue_whose_caller_left_while_it_waited_for_the_batch_is_not_writt
         let job = noop("first");
         tokio::spawn(async move { conveyor.enqueue(job).await })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    wait_for(Duration::from_secs(10), || async {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_locks WHERE relation = 'jobs'::regclass AND NOT granted",
         )
         .fetch_one(&pool)
         .await
         .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first insert never waited on the lock"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        (waiting > 0)
+            .then_some(())
+            .ok_or("the first insert never waited on the lock".to_string())
+    })
+    .await;
     // Queued, then abandoned (as when the client's connection closes).
     let abandoned = tokio::time::timeout(
-        std::time::Duration::from_millis(200),
+        Duration::from_millis(200),
         env.conveyor.enqueue(noop("abandoned")),
     )
     .await;
@@ -451,7 +278,9 @@ async fn an_enqueue_whose_caller_left_while_it_waited_for_the_batch_is_not_writt
         let job = noop("kept");
         tokio::spawn(async move { conveyor.enqueue(job).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Nothing outside the batch writer shows `kept` queued behind the lock: give it
+    // a moment to get there (were it later, it would still have to be written).
+    tokio::time::sleep(Duration::from_millis(200)).await;
     lock.commit().await.unwrap();
 
     first.await.unwrap().expect("the first enqueue");
@@ -471,9 +300,9 @@ async fn an_enqueue_whose_caller_left_while_it_waited_for_the_batch_is_not_writt
 
 #[sqlx::test]
 async fn create_in_an_unknown_queue_is_400_unknown_queue_listing_the_valid_queues(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = json!({"queueName": "no_such_queue", "jobType": "NOOP", "payload": {}});
-    let reply = post(&app, JOBS, body).await;
+    let reply = api.post(JOBS, body).await;
     assert_refused(
         &env,
         &reply,
@@ -494,8 +323,8 @@ async fn create_in_an_unknown_queue_is_400_unknown_queue_listing_the_valid_queue
 
 #[sqlx::test]
 async fn create_with_an_unknown_job_type_is_400_unknown_job_type(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let reply = post(&app, JOBS, create_body("NO_SUCH_TYPE", json!({}))).await;
+    let (env, api) = setup(pool).await;
+    let reply = api.post(JOBS, create_body("NO_SUCH_TYPE", json!({}))).await;
     assert_refused(
         &env,
         &reply,
@@ -508,8 +337,10 @@ async fn create_with_an_unknown_job_type_is_400_unknown_job_type(pool: PgPool) {
 
 #[sqlx::test]
 async fn create_with_a_payload_not_fitting_its_type_is_400_naming_the_payload_field(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let reply = post(&app, JOBS, create_body("SLEEP", json!({"ms": "x"}))).await;
+    let (env, api) = setup(pool).await;
+    let reply = api
+        .post(JOBS, create_body("SLEEP", json!({"ms": "x"})))
+        .await;
     assert_refused(
         &env,
         &reply,
@@ -522,9 +353,9 @@ async fn create_with_a_payload_not_fitting_its_type_is_400_naming_the_payload_fi
 
 #[sqlx::test]
 async fn create_with_an_unknown_top_level_field_is_400_naming_it(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = create_body_with("NOOP", json!({}), json!({"colour": "red"}));
-    let reply = post(&app, JOBS, body).await;
+    let reply = api.post(JOBS, body).await;
     assert_refused(
         &env,
         &reply,
@@ -537,8 +368,10 @@ async fn create_with_an_unknown_top_level_field_is_400_naming_it(pool: PgPool) {
 
 #[sqlx::test]
 async fn create_without_payload_is_400_naming_payload(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let reply = post(&app, JOBS, json!({"queueName": Q, "jobType": "NOOP"})).await;
+    let (env, api) = setup(pool).await;
+    let reply = api
+        .post(JOBS, json!({"queueName": Q, "jobType": "NOOP"}))
+        .await;
     assert_refused(
         &env,
         &reply,
@@ -551,13 +384,15 @@ async fn create_without_payload_is_400_naming_payload(pool: PgPool) {
 
 #[sqlx::test]
 async fn create_with_invalid_json_is_400_invalid_json(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     for raw in [
         &br#"{"queueName": "diagnostics", "jobType": "NOOP", "payload": {}"#[..],
         &br#"{"queueName": diagnostics}"#[..],
         &br#"{"queueName": "diagnostics", "jobType": "NOOP", "payload": {}} trailing"#[..],
     ] {
-        let reply = send_raw(&app, Method::POST, JOBS, Some(ADMIN), Some(raw.to_vec())).await;
+        let reply = api
+            .send_raw(Method::POST, JOBS, Some(ADMIN), Some(raw.to_vec()))
+            .await;
         assert_refused(
             &env,
             &reply,
@@ -571,10 +406,10 @@ async fn create_with_invalid_json_is_400_invalid_json(pool: PgPool) {
 
 #[sqlx::test]
 async fn create_with_both_delay_ms_and_run_at_is_400_naming_them(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let run_at = (Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
     let body = create_body_with("NOOP", json!({}), json!({"delayMs": 1000, "runAt": run_at}));
-    let reply = post(&app, JOBS, body).await;
+    let reply = api.post(JOBS, body).await;
     assert_refused(
         &env,
         &reply,
@@ -587,9 +422,9 @@ async fn create_with_both_delay_ms_and_run_at_is_400_naming_them(pool: PgPool) {
 
 #[sqlx::test]
 async fn create_with_max_attempts_0_is_400_naming_max_attempts(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = create_body_with("NOOP", json!({}), json!({"maxAttempts": 0}));
-    let reply = post(&app, JOBS, body).await;
+    let reply = api.post(JOBS, body).await;
     assert_refused(
         &env,
         &reply,
@@ -602,9 +437,9 @@ async fn create_with_max_attempts_0_is_400_naming_max_attempts(pool: PgPool) {
 
 #[sqlx::test]
 async fn create_with_priority_5000_is_400_naming_priority(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = create_body_with("NOOP", json!({}), json!({"priority": 5000}));
-    let reply = post(&app, JOBS, body).await;
+    let reply = api.post(JOBS, body).await;
     assert_refused(
         &env,
         &reply,
@@ -617,11 +452,13 @@ async fn create_with_priority_5000_is_400_naming_priority(pool: PgPool) {
 
 #[sqlx::test]
 async fn create_with_a_body_over_1_mib_is_413_payload_too_large(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = create_body("ECHO", json!({"blob": "x".repeat(1_100_000)}));
     let bytes = serde_json::to_vec(&body).unwrap();
     assert!(bytes.len() > 1 << 20);
-    let reply = send_raw(&app, Method::POST, JOBS, Some(ADMIN), Some(bytes)).await;
+    let reply = api
+        .send_raw(Method::POST, JOBS, Some(ADMIN), Some(bytes))
+        .await;
     assert_refused(
         &env,
         &reply,
@@ -634,13 +471,15 @@ async fn create_with_a_body_over_1_mib_is_413_payload_too_large(pool: PgPool) {
 
 #[sqlx::test]
 async fn create_with_a_body_just_under_1_mib_is_accepted(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = create_body("ECHO", json!({"blob": "x".repeat(1_000_000)}));
     let bytes = serde_json::to_vec(&body).unwrap();
     assert!(bytes.len() < 1 << 20);
-    let reply = send_raw(&app, Method::POST, JOBS, Some(ADMIN), Some(bytes)).await;
+    let reply = api
+        .send_raw(Method::POST, JOBS, Some(ADMIN), Some(bytes))
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.status);
-    assert_eq!(job_rows(&env).await, 1);
+    assert_eq!(env.job_rows().await, 1);
 }
 
 // ---------------------------------------------------------------------------------
@@ -649,7 +488,7 @@ async fn create_with_a_body_just_under_1_mib_is_accepted(pool: PgPool) {
 
 #[sqlx::test]
 async fn bulk_creates_every_job_and_returns_the_ids_in_input_order(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let jobs: Vec<Value> = (0..5)
         .map(|n| {
             // Mixed priorities and a delayed one, so no other order could pass.
@@ -661,7 +500,7 @@ async fn bulk_creates_every_job_and_returns_the_ids_in_input_order(pool: PgPool)
             create_body_with("ECHO", json!({ "n": n }), extra)
         })
         .collect();
-    let reply = post(&app, BULK, json!({ "jobs": jobs })).await;
+    let reply = api.post(BULK, json!({ "jobs": jobs })).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     let ids: Vec<Uuid> = reply.body["ids"]
         .as_array()
@@ -670,7 +509,7 @@ async fn bulk_creates_every_job_and_returns_the_ids_in_input_order(pool: PgPool)
         .map(|v| Uuid::parse_str(v.as_str().unwrap()).unwrap())
         .collect();
     assert_eq!(ids.len(), 5);
-    assert_eq!(job_rows(&env).await, 5);
+    assert_eq!(env.job_rows().await, 5);
     for (n, id) in ids.iter().enumerate() {
         let job = env.job(*id).await;
         assert_eq!(job.payload, json!({ "n": n }), "ids[{n}] is not job {n}");
@@ -681,20 +520,21 @@ async fn bulk_creates_every_job_and_returns_the_ids_in_input_order(pool: PgPool)
     // Dispatched: the due ones are ready, the delayed one is waiting.
     for n in [0, 1, 2, 4] {
         assert!(
-            zscore(&env, &ready_key(&env), &ids[n].to_string())
+            env.zscore(&keys(&env).ready, &ids[n].to_string())
                 .await
                 .is_some(),
             "job {n} is not ready in Redis"
         );
     }
-    assert!(zscore(&env, &delayed_key(&env), &format!("1|{}", ids[3]))
+    assert!(env
+        .zscore(&keys(&env).delayed, &format!("1|{}", ids[3]))
         .await
         .is_some());
 }
 
 #[sqlx::test]
 async fn bulk_with_one_bad_job_in_the_middle_is_refused_whole_naming_its_index(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let good = || create_body("NOOP", json!({}));
     // Each kind of fault: the payload's shape, the queue, an API-level rule and a
     // field serde refuses.
@@ -730,13 +570,15 @@ async fn bulk_with_one_bad_job_in_the_middle_is_refused_whole_naming_its_index(p
         ),
     ];
     for (bad, code, mentions) in faults {
-        let reply = post(&app, BULK, json!({ "jobs": [good(), bad, good()] })).await;
+        let reply = api
+            .post(BULK, json!({ "jobs": [good(), bad, good()] }))
+            .await;
         assert_refused(&env, &reply, StatusCode::BAD_REQUEST, code, mentions).await;
     }
     // Nothing reached Redis either.
     let mut redis = env.redis().await;
     let ready: i64 = redis::cmd("ZCARD")
-        .arg(ready_key(&env))
+        .arg(keys(&env).ready)
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -745,8 +587,8 @@ async fn bulk_with_one_bad_job_in_the_middle_is_refused_whole_naming_its_index(p
 
 #[sqlx::test]
 async fn bulk_with_an_empty_jobs_list_is_400(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let reply = post(&app, BULK, json!({ "jobs": [] })).await;
+    let (env, api) = setup(pool).await;
+    let reply = api.post(BULK, json!({ "jobs": [] })).await;
     assert_refused(
         &env,
         &reply,
@@ -763,10 +605,12 @@ fn noops(n: usize) -> Value {
 
 #[sqlx::test]
 async fn bulk_of_more_than_10000_jobs_is_400(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let bytes = serde_json::to_vec(&noops(10_001)).unwrap();
     assert!(bytes.len() < 1 << 20, "keep this under the default limit");
-    let reply = send_raw(&app, Method::POST, BULK, Some(ADMIN), Some(bytes)).await;
+    let reply = api
+        .send_raw(Method::POST, BULK, Some(ADMIN), Some(bytes))
+        .await;
     assert_refused(
         &env,
         &reply,
@@ -779,31 +623,31 @@ async fn bulk_of_more_than_10000_jobs_is_400(pool: PgPool) {
 
 #[sqlx::test]
 async fn bulk_of_exactly_10000_jobs_is_accepted(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let reply = post(&app, BULK, noops(10_000)).await;
+    let (env, api) = setup(pool).await;
+    let reply = api.post(BULK, noops(10_000)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let ids = reply.body["ids"].as_array().expect("ids");
     assert_eq!(ids.len(), 10_000);
-    assert_eq!(job_rows(&env).await, 10_000);
+    assert_eq!(env.job_rows().await, 10_000);
 }
 
 #[sqlx::test]
 async fn bulk_with_a_repeated_idempotency_key_records_one_job_for_both_slots(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let keyed =
         |n: i32| create_body_with("ECHO", json!({ "n": n }), json!({"idempotencyKey": "dup"}));
-    let reply = post(
-        &app,
-        BULK,
-        json!({ "jobs": [keyed(0), create_body("NOOP", json!({})), keyed(2)] }),
-    )
-    .await;
+    let reply = api
+        .post(
+            BULK,
+            json!({ "jobs": [keyed(0), create_body("NOOP", json!({})), keyed(2)] }),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     let ids = reply.body["ids"].as_array().expect("ids");
     assert_eq!(ids.len(), 3);
     assert_eq!(ids[0], ids[2], "both slots name the one keyed job");
     assert_ne!(ids[0], ids[1]);
-    assert_eq!(job_rows(&env).await, 2);
+    assert_eq!(env.job_rows().await, 2);
     let first = env
         .job(Uuid::parse_str(ids[0].as_str().unwrap()).unwrap())
         .await;
@@ -816,12 +660,14 @@ async fn bulk_with_a_repeated_idempotency_key_records_one_job_for_both_slots(poo
 
 #[sqlx::test]
 async fn get_of_a_fresh_job_is_200_with_the_job_and_no_executions(pool: PgPool) {
-    let (_env, app) = setup(pool).await;
-    let created = post(&app, JOBS, create_body("ECHO", json!({"a": [1, 2]}))).await;
+    let (_env, api) = setup(pool).await;
+    let created = api
+        .post(JOBS, create_body("ECHO", json!({"a": [1, 2]})))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    let id = id_of(&created);
+    let id = created.id();
 
-    let reply = get(&app, &format!("{JOBS}/{id}"), Some(ADMIN)).await;
+    let reply = api.get_as(Some(ADMIN), &format!("{JOBS}/{id}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert_eq!(reply.body["executions"], json!([]));
     let mut job = reply.body.clone();
@@ -831,9 +677,9 @@ async fn get_of_a_fresh_job_is_200_with_the_job_and_no_executions(pool: PgPool) 
 
 #[sqlx::test]
 async fn get_of_an_unknown_id_is_404_not_found(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let id = Uuid::new_v4();
-    let reply = get(&app, &format!("{JOBS}/{id}"), Some(ADMIN)).await;
+    let reply = api.get_as(Some(ADMIN), &format!("{JOBS}/{id}")).await;
     assert_refused(
         &env,
         &reply,
@@ -846,8 +692,8 @@ async fn get_of_an_unknown_id_is_404_not_found(pool: PgPool) {
 
 #[sqlx::test]
 async fn get_of_a_malformed_id_is_400_naming_id(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let reply = get(&app, &format!("{JOBS}/not-a-uuid"), Some(ADMIN)).await;
+    let (env, api) = setup(pool).await;
+    let reply = api.get_as(Some(ADMIN), &format!("{JOBS}/not-a-uuid")).await;
     let message = assert_refused(
         &env,
         &reply,
@@ -865,7 +711,7 @@ async fn get_of_a_malformed_id_is_400_naming_id(pool: PgPool) {
 
 #[sqlx::test]
 async fn admin_routes_without_a_token_are_401(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let id = Uuid::new_v4();
     let cases = [
         (
@@ -877,20 +723,24 @@ async fn admin_routes_without_a_token_are_401(pool: PgPool) {
         (Method::GET, format!("{JOBS}/{id}"), None),
     ];
     for (method, path, body) in cases {
-        let reply = send(&app, method, &path, None, body).await;
+        let reply = api.send(method, &path, None, body).await;
         assert_refused(&env, &reply, StatusCode::UNAUTHORIZED, "unauthorized", &[]).await;
     }
     // Auth is checked before the body is read: even an invalid body is a 401.
-    let reply = send_raw(&app, Method::POST, JOBS, None, Some(b"{".to_vec())).await;
+    let reply = api
+        .send_raw(Method::POST, JOBS, None, Some(b"{".to_vec()))
+        .await;
     assert_refused(&env, &reply, StatusCode::UNAUTHORIZED, "unauthorized", &[]).await;
 }
 
 #[sqlx::test]
 async fn admin_routes_with_a_wrong_token_are_401(pool: PgPool) {
-    let (env, app) = setup(pool).await;
+    let (env, api) = setup(pool).await;
     let body = create_body("NOOP", json!({}));
     for token in ["wrong-token", "admin-token-but-longer", "admin-toke", ""] {
-        let reply = send(&app, Method::POST, JOBS, Some(token), Some(body.clone())).await;
+        let reply = api
+            .send(Method::POST, JOBS, Some(token), Some(body.clone()))
+            .await;
         assert_refused(&env, &reply, StatusCode::UNAUTHORIZED, "unauthorized", &[]).await;
     }
     // Not a bearer scheme at all.
@@ -900,225 +750,62 @@ async fn admin_routes_with_a_wrong_token_are_401(pool: PgPool) {
         .header(header::AUTHORIZATION, format!("Basic {ADMIN}"))
         .body(Body::from(serde_json::to_vec(&body).unwrap()))
         .unwrap();
-    let status = app.clone().oneshot(req).await.unwrap().status();
+    let status = api.router.clone().oneshot(req).await.unwrap().status();
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let reply = get(
-        &app,
-        &format!("{JOBS}/{}", Uuid::new_v4()),
-        Some("wrong-token"),
-    )
-    .await;
+    let reply = api
+        .get_as(Some("wrong-token"), &format!("{JOBS}/{}", Uuid::new_v4()))
+        .await;
     assert_refused(&env, &reply, StatusCode::UNAUTHORIZED, "unauthorized", &[]).await;
 }
 
 #[sqlx::test]
 async fn viewer_token_on_post_is_403(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let reply = send(
-        &app,
-        Method::POST,
-        JOBS,
-        Some(VIEWER),
-        Some(create_body("NOOP", json!({}))),
-    )
-    .await;
+    let (env, api) = setup(pool).await;
+    let reply = api
+        .send(
+            Method::POST,
+            JOBS,
+            Some(VIEWER),
+            Some(create_body("NOOP", json!({}))),
+        )
+        .await;
     assert_refused(&env, &reply, StatusCode::FORBIDDEN, "forbidden", &[]).await;
-    let reply = send(&app, Method::POST, BULK, Some(VIEWER), Some(noops(2))).await;
+    let reply = api
+        .send(Method::POST, BULK, Some(VIEWER), Some(noops(2)))
+        .await;
     assert_refused(&env, &reply, StatusCode::FORBIDDEN, "forbidden", &[]).await;
 }
 
 #[sqlx::test]
 async fn viewer_token_can_get_a_job(pool: PgPool) {
-    let (_env, app) = setup(pool).await;
-    let created = post(&app, JOBS, create_body("NOOP", json!({}))).await;
+    let (_env, api) = setup(pool).await;
+    let created = api.post(JOBS, create_body("NOOP", json!({}))).await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    let id = id_of(&created);
-    let reply = get(&app, &format!("{JOBS}/{id}"), Some(VIEWER)).await;
+    let id = created.id();
+    let reply = api.get_as(Some(VIEWER), &format!("{JOBS}/{id}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-    assert_eq!(id_of(&reply), id);
+    assert_eq!(reply.id(), id);
 }
 
 #[sqlx::test]
 async fn admin_token_can_create_and_read(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    let created = send(
-        &app,
-        Method::POST,
-        JOBS,
-        Some(ADMIN),
-        Some(create_body("NOOP", json!({}))),
-    )
-    .await;
+    let (env, api) = setup(pool).await;
+    let created = api
+        .send(
+            Method::POST,
+            JOBS,
+            Some(ADMIN),
+            Some(create_body("NOOP", json!({}))),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    let bulk = send(&app, Method::POST, BULK, Some(ADMIN), Some(noops(2))).await;
+    let bulk = api
+        .send(Method::POST, BULK, Some(ADMIN), Some(noops(2)))
+        .await;
     assert_eq!(bulk.status, StatusCode::CREATED, "{bulk:?}");
-    let id = id_of(&created);
-    let reply = get(&app, &format!("{JOBS}/{id}"), Some(ADMIN)).await;
+    let id = created.id();
+    let reply = api.get_as(Some(ADMIN), &format!("{JOBS}/{id}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-    assert_eq!(id_of(&reply), id);
-    assert_eq!(job_rows(&env).await, 3);
-}
-
-#[sqlx::test]
-async fn health_needs_no_token(pool: PgPool) {
-    let (_env, app) = setup(pool).await;
-    let reply = get(&app, "/health", None).await;
-    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-    // A bad token does not matter there either.
-    let reply = get(&app, "/health", Some("wrong-token")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-}
-
-// ---------------------------------------------------------------------------------
-// GET /health
-// ---------------------------------------------------------------------------------
-
-#[sqlx::test]
-async fn health_is_200_healthy_with_postgres_and_redis_up(pool: PgPool) {
-    let (_env, app) = setup(pool).await;
-    let reply = get(&app, "/health", None).await;
-    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-    assert_eq!(reply.body["status"], "healthy", "{reply:?}");
-    for service in ["postgres", "redis"] {
-        let detail = &reply.body["details"][service];
-        assert_eq!(detail["status"], "up", "{service}: {reply:?}");
-        let latency = detail["latencyMs"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{service} has no latencyMs: {reply:?}"));
-        assert!((0.0..2_000.0).contains(&latency), "{service}: {latency}");
-    }
-}
-
-/// The fixed reasons `/health` may give (never a driver's or a client's text).
-const HEALTH_REASONS: &[&str] = &[
-    "connection refused",
-    "no answer within 2 s",
-    "no answer in time",
-    "connection lost",
-    "unreachable",
-    "unexpected answer",
-];
-
-/// Checks a 503 `/health` answer naming `down` with a fixed reason and no
-/// internals, and the other service up.
-#[track_caller]
-fn assert_down(reply: &Reply, down: &str, up: &str, secrets: &[&str]) {
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
-    assert_eq!(reply.body["status"], "unhealthy", "{reply:?}");
-    assert_eq!(reply.body["details"][down]["status"], "down", "{reply:?}");
-    assert_eq!(reply.body["details"][up]["status"], "up", "{reply:?}");
-    let reason = reply.body["details"][down]["reason"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no reason: {reply:?}"));
-    assert!(
-        HEALTH_REASONS.contains(&reason),
-        "{down}: reason {reason:?} is not one of the fixed phrases"
-    );
-    let text = reply.body.to_string();
-    for secret in secrets {
-        assert!(!text.contains(secret), "{secret:?} leaked: {text}");
-    }
-}
-
-#[sqlx::test]
-async fn health_names_an_unreachable_postgres_in_fixed_words(pool: PgPool) {
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-    use std::str::FromStr;
-    let env = TestEnv::new(pool).await;
-    let port = conveyor_tests::services::free_port();
-    let options = PgConnectOptions::from_str(&format!(
-        "postgres://conveyor:hunter2@127.0.0.1:{port}/nowhere"
-    ))
-    .unwrap();
-    let dead = PgPoolOptions::new()
-        .acquire_timeout(std::time::Duration::from_millis(300))
-        .connect_lazy_with(options);
-    let conveyor = queue_core::Conveyor::new(
-        queue_core::store::Store::new(dead),
-        env.conveyor.broker().clone(),
-        env.config.clone(),
-        std::sync::Arc::new(queue_core::Catalog::builtin()),
-    );
-    let app = conveyor_api::router(AppState::new(conveyor, Auth::Disabled));
-    let reply = get(&app, "/health", None).await;
-    assert_down(
-        &reply,
-        "postgres",
-        "redis",
-        &[
-            &port.to_string(),
-            "hunter2",
-            "nowhere",
-            "pool",
-            "error",
-            "database",
-        ],
-    );
-}
-
-#[sqlx::test]
-async fn health_names_a_stopped_redis_in_fixed_words(pool: PgPool) {
-    let mut redis = conveyor_tests::services::RedisServer::start();
-    let db_url = conveyor_tests::test_db_url(&pool);
-    let env = TestEnv::with_services(pool, db_url, redis.url(), |_| {}).await;
-    let app = conveyor_api::router(AppState::new(env.conveyor.clone(), Auth::Disabled));
-    assert_eq!(get(&app, "/health", None).await.status, StatusCode::OK);
-    redis.stop();
-    let reply = get(&app, "/health", None).await;
-    assert_down(
-        &reply,
-        "redis",
-        "postgres",
-        &[
-            &redis.port.to_string(),
-            "os error",
-            "redis error",
-            "refused (",
-        ],
-    );
-}
-
-// ---------------------------------------------------------------------------------
-// Unknown routes and methods
-// ---------------------------------------------------------------------------------
-
-#[sqlx::test]
-async fn unknown_route_is_404_in_the_error_shape(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    for (method, path, token) in [
-        (Method::GET, "/no/such/route", None),
-        (Method::GET, "/api/admin/no-such-route", Some(ADMIN)),
-        (Method::POST, "/api/admin/jobs/bulk/extra", Some(ADMIN)),
-        (Method::GET, "/api/admin", Some(ADMIN)),
-    ] {
-        let reply = send(&app, method, path, token, None).await;
-        assert_refused(&env, &reply, StatusCode::NOT_FOUND, "not_found", &[]).await;
-    }
-}
-
-#[sqlx::test]
-async fn wrong_method_on_a_known_route_is_405_in_the_error_shape(pool: PgPool) {
-    let (env, app) = setup(pool).await;
-    for (method, path) in [
-        (Method::PUT, JOBS.to_string()),
-        (Method::GET, BULK.to_string()),
-        (Method::PATCH, format!("{JOBS}/{}", Uuid::new_v4())),
-    ] {
-        let reply = send(&app, method, &path, Some(ADMIN), None).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{path}: {reply:?}"
-        );
-        // SPEC §5: errors are `{"error": {"code": "snake_case_code", "message"}}`.
-        let code = reply.body["error"]["code"].as_str().unwrap_or_default();
-        let message = reply.body["error"]["message"].as_str().unwrap_or_default();
-        assert!(
-            !code.is_empty()
-                && code.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-                && !message.is_empty(),
-            "{path}: 405 not in the error shape: {reply:?}"
-        );
-        assert_eq!(job_rows(&env).await, 0);
-    }
+    assert_eq!(reply.id(), id);
+    assert_eq!(env.job_rows().await, 3);
 }
