@@ -44,7 +44,14 @@ async fn a_dead_letter_is_added_once_when_its_pipeline_is_sent_again(pool: PgPoo
     let (failed, released) = (Uuid::now_v7(), Uuid::now_v7());
     let acks = vec![
         (Q.to_string(), failed, dead_letter("boom")),
-        (Q.to_string(), released, Ack::Release { priority: 5 }),
+        (
+            Q.to_string(),
+            released,
+            Ack::Release {
+                priority: 5,
+                delay_ms: 0,
+            },
+        ),
     ];
     broker.ack(&acks).await.unwrap();
     assert_eq!(stream_len(&env).await, 1);

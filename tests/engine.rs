@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use conveyor_tests::{wait_for, TestEnv};
-use queue_core::job::{Backoff, JobStatus, NewJob, Priority};
+use queue_core::job::{Backoff, ExecutionStatus, JobStatus, NewJob, Priority};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -39,7 +39,7 @@ async fn echo_job_goes_from_enqueue_to_completed_with_its_result(pool: PgPool) {
     assert!(done.started_at.is_some() && done.completed_at.is_some());
     let executions = env.executions(done.id).await;
     assert_eq!(executions.len(), 1);
-    assert_eq!(executions[0].status, "COMPLETED");
+    assert_eq!(executions[0].status, ExecutionStatus::Completed);
     assert_eq!(executions[0].worker_id, worker.id);
     worker.stop().await;
 
@@ -225,7 +225,10 @@ async fn a_panicking_handler_fails_its_attempt_and_the_worker_goes_on(pool: PgPo
         "{:?}",
         failed.error
     );
-    assert_eq!(env.executions(panicking).await[0].status, "FAILED");
+    assert_eq!(
+        env.executions(panicking).await[0].status,
+        ExecutionStatus::Failed
+    );
 
     let after = env.enqueue(job("ECHO", json!({"still": "alive"}))).await;
     env.wait_status(after, JobStatus::Completed, LONG).await;
@@ -266,8 +269,11 @@ async fn a_timeout_fails_the_attempt_and_cancels_the_handler(pool: PgPool) {
 async fn rate_limit_of_ten_per_second_holds_across_two_worker_processes(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let limit = [("CONVEYOR__QUEUES__DIAGNOSTICS__RATE_LIMIT__MAX", "10")];
-    let _a = env.spawn_worker(&["--queues", Q], &limit);
-    let _b = env.spawn_worker(&["--queues", Q], &limit);
+    // Two slots each: one claim takes at most two of a window's ten, so both
+    // processes claim in every window (with 50 slots, whichever woke first could
+    // take a whole window each time).
+    let _a = env.spawn_worker(&["--queues", Q, "--concurrency", "2"], &limit);
+    let _b = env.spawn_worker(&["--queues", Q, "--concurrency", "2"], &limit);
     // Both processes up before the jobs arrive (a slow start on a loaded machine
     // would leave every job to the first).
     env.wait_workers(2, Duration::from_secs(60)).await;

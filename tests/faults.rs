@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use conveyor_tests::services::{PgServer, RedisServer};
 use conveyor_tests::{wait_for, TestEnv, WorkerProcess};
-use queue_core::job::{Backoff, JobStatus, NewJob};
+use queue_core::job::{Backoff, ExecutionStatus, JobStatus, NewJob};
 use queue_core::Conveyor;
 use reqwest::Method;
 use serde_json::json;
@@ -903,7 +903,7 @@ async fn a_job_that_crashes_its_worker_ends_failed_and_spares_the_rest(pool: PgP
             .executions(*id)
             .await
             .iter()
-            .filter(|e| e.status == "LOST")
+            .filter(|e| e.status == ExecutionStatus::Lost)
             .count();
         assert_eq!(lost, 3);
     }
@@ -956,7 +956,7 @@ async fn cancelling_a_hundred_running_jobs_cancels_them_all(pool: PgPool) {
     for id in &ids {
         let executions = s.env.executions(*id).await;
         assert_eq!(executions.len(), 1);
-        assert_eq!(executions[0].status, "CANCELLED");
+        assert_eq!(executions[0].status, ExecutionStatus::Cancelled);
     }
     let report = Report {
         scenario: "cancel 100 running",

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use conveyor_tests::http::TestApi;
 use conveyor_tests::{wait_for, TestEnv};
-use queue_core::job::{JobStatus, NewJob, MAX_DELAY_MS};
+use queue_core::job::{ExecutionStatus, JobStatus, NewJob, MAX_DELAY_MS};
 use queue_core::store::{FinalState, FinishedAttempt};
 use serde_json::json;
 use sqlx::PgPool;
@@ -356,6 +356,6 @@ async fn a_finished_attempt_keeps_its_lease_while_its_outcome_cannot_be_written(
     assert_eq!(job.attempts, 1);
     let executions = env.executions(id).await;
     assert_eq!(executions.len(), 1);
-    assert_eq!(executions[0].status, "COMPLETED");
+    assert_eq!(executions[0].status, ExecutionStatus::Completed);
     worker.stop().await;
 }

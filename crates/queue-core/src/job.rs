@@ -231,6 +231,45 @@ impl TryFrom<String> for JobStatus {
     }
 }
 
+/// How an attempt ended, in the attempt log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Completed,
+    /// Failed (the job retries, or failed for good).
+    Failed,
+    /// Its worker died or froze; recovered after the lease ran out.
+    Lost,
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+            Self::Lost => "LOST",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+impl TryFrom<String> for ExecutionStatus {
+    type Error = UnknownStatus;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        [Self::Completed, Self::Failed, Self::Lost, Self::Cancelled]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or(UnknownStatus(s))
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One attempt of a job.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -240,7 +279,8 @@ pub struct Execution {
     pub run: i32,
     pub attempt: i32,
     pub worker_id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ExecutionStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub duration_ms: i64,

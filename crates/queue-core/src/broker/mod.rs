@@ -72,8 +72,8 @@ pub enum Ack {
         attempts: i32,
         failed_at: DateTime<Utc>,
     },
-    /// Given back without counting an attempt: ready again now.
-    Release { priority: i32 },
+    /// Given back without counting an attempt: ready again after `delay_ms`.
+    Release { priority: i32, delay_ms: i64 },
 }
 
 /// A connection to Redis with Conveyor's key layout.
@@ -250,12 +250,12 @@ impl Broker {
                         .arg(failed_at.to_rfc3339_opts(SecondsFormat::Millis, true));
                     pipe.add_command(cmd).ignore();
                 }
-                Ack::Release { priority } => {
+                Ack::Release { priority, delay_ms } => {
                     let mut cmd = evalsha(
                         &scripts::ENQUEUE,
                         &[&k.ready, &k.delayed, &k.seq, &k.marker],
                     );
-                    cmd.arg(&member).arg(priority).arg(0);
+                    cmd.arg(&member).arg(priority).arg((*delay_ms).max(0));
                     pipe.add_command(cmd).ignore();
                 }
             }

@@ -196,6 +196,12 @@ impl Config {
                     message,
                 ));
             }
+            if let Some((t, _)) = q.type_concurrency.iter().find(|(_, n)| **n == 0) {
+                return Err(ConfigError::new(
+                    key(&format!("type_concurrency.{t}")),
+                    "must be at least 1",
+                ));
+            }
             if q.attempts == 0 {
                 return Err(ConfigError::new(key("attempts"), "must be at least 1"));
             }

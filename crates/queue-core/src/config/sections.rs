@@ -2,6 +2,7 @@
 //! `config/conveyor.toml` overrides some per queue; docs/configuration.md lists
 //! every key).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -164,6 +165,9 @@ pub struct QueueConfig {
     pub backoff: Backoff,
     pub rate_limit: RateLimit,
     pub retention: Retention,
+    /// Caps per job type inside the queue, per worker process (a slow provider's
+    /// type gets a smaller share without starving the others).
+    pub type_concurrency: BTreeMap<String, u32>,
 }
 
 impl Default for QueueConfig {
@@ -179,6 +183,7 @@ impl Default for QueueConfig {
             },
             rate_limit: RateLimit::default(),
             retention: Retention::default(),
+            type_concurrency: BTreeMap::new(),
         }
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::dispatch::outbox_cte;
 use super::{Store, RELAXED_COMMIT};
 use crate::error::StoreError;
-use crate::job::JobStatus;
+use crate::job::{ExecutionStatus, JobStatus};
 
 /// A job a worker now holds.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -52,27 +52,39 @@ struct StateColumns<'a> {
     error: Option<&'a str>,
     run_at: Option<DateTime<Utc>>,
     /// The attempt's outcome in `job_executions` (a retry logs a FAILED attempt).
-    execution: &'static str,
+    execution: ExecutionStatus,
 }
 
 impl FinalState {
     fn columns(&self) -> StateColumns<'_> {
         let (status, result, error, run_at, execution) = match self {
-            Self::Completed(v) => (JobStatus::Completed, Some(v), None, None, "COMPLETED"),
+            Self::Completed(v) => (
+                JobStatus::Completed,
+                Some(v),
+                None,
+                None,
+                ExecutionStatus::Completed,
+            ),
             Self::Retrying { error, run_at } => (
                 JobStatus::Retrying,
                 None,
                 Some(error.as_str()),
                 Some(*run_at),
-                "FAILED",
+                ExecutionStatus::Failed,
             ),
-            Self::Failed(e) => (JobStatus::Failed, None, Some(e.as_str()), None, "FAILED"),
+            Self::Failed(e) => (
+                JobStatus::Failed,
+                None,
+                Some(e.as_str()),
+                None,
+                ExecutionStatus::Failed,
+            ),
             Self::Cancelled(e) => (
                 JobStatus::Cancelled,
                 None,
                 Some(e.as_str()),
                 None,
-                "CANCELLED",
+                ExecutionStatus::Cancelled,
             ),
         };
         StateColumns {
@@ -222,7 +234,7 @@ impl Store {
             results.push(c.result);
             errors.push(c.error);
             run_ats.push(c.run_at);
-            exec_statuses.push(c.execution);
+            exec_statuses.push(c.execution.as_str());
         }
         Ok(sqlx::query_as(&format!(
             "WITH input AS (
@@ -268,12 +280,14 @@ impl Store {
         .await?)
     }
 
-    /// Gives attempts back without counting them (graceful shutdown): PENDING again,
-    /// attempts − 1, named in outbox row `outbox` (the caller pushes them, then
-    /// deletes it). Returns the ids given back.
+    /// Gives attempts back without counting them (graceful shutdown, or a job type
+    /// at its cap): waiting again after `delays_ms` (PENDING, or DELAYED), attempts −
+    /// 1, named in outbox row `outbox` (the caller pushes them, then deletes it).
+    /// Returns the ids given back.
     pub async fn release(
         &self,
         held: &[HeldAttempt],
+        delays_ms: &[i64],
         worker_id: &str,
         outbox: Uuid,
     ) -> Result<Vec<Uuid>, StoreError> {
@@ -283,23 +297,26 @@ impl Store {
         let (ids, runs, attempts) = unzip_held(held);
         Ok(sqlx::query_scalar(&format!(
             "WITH released AS (
-                UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED' ELSE 'PENDING' END,
+                UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED'
+                                                WHEN h.delay_ms > 0 THEN 'DELAYED' ELSE 'PENDING' END,
                         completed_at = CASE WHEN j.cancel_requested THEN now() END,
-                        attempts = j.attempts - 1, started_at = NULL, worker_id = NULL, run_at = now(),
+                        attempts = j.attempts - 1, started_at = NULL, worker_id = NULL,
+                        run_at = now() + make_interval(secs => h.delay_ms / 1000.0),
                         lease_expires_at = NULL
-                FROM unnest($1::uuid[], $2::int[], $3::int[]) AS h(id, run, attempt)
+                FROM unnest($1::uuid[], $2::int[], $3::int[], $6::bigint[]) AS h(id, run, attempt, delay_ms)
                 WHERE j.id = h.id AND j.status = 'RUNNING' AND j.runs = h.run AND j.attempts = h.attempt
                   AND j.worker_id = $4
                 RETURNING j.id, j.status
              ), outbox AS ({})
              SELECT id FROM released",
-            outbox_cte("released", "WHERE status = 'PENDING'", "$5", "true")
+            outbox_cte("released", "WHERE status IN ('PENDING', 'DELAYED')", "$5", "true")
         ))
         .bind(&ids)
         .bind(&runs)
         .bind(&attempts)
         .bind(worker_id)
         .bind(outbox)
+        .bind(delays_ms)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -21,6 +21,9 @@ use crate::job::{Backoff, NewJob, Priority, MAX_DELAY_MS};
 use crate::retry::backoff_delay;
 use crate::store::{ClaimedJob, FinalState, FinishedAttempt, HeldAttempt, InsertedJob};
 
+/// How long a job whose type is at its cap waits before it is claimed again.
+const TYPE_CAP_WAIT: Duration = Duration::from_millis(500);
+
 /// How an attempt ended, before retry policy.
 enum Ending {
     Returned(Result<Output, JobError>),
@@ -42,6 +45,23 @@ pub(crate) async fn execute(
         id: job.id,
         run: job.runs,
         attempt: job.attempts,
+    };
+    // A job type at its cap: give the attempt back uncounted to wait a moment
+    // (the queue slot is freed at once for the other types).
+    let _type_slot = match shared.type_slots.get(&job.job_type) {
+        None => None,
+        Some(slots) => match slots.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                let _ = shared.completions.send(CompleterMsg::Release {
+                    queue,
+                    held,
+                    priority: job.priority,
+                    delay: TYPE_CAP_WAIT,
+                });
+                return;
+            }
+        },
     };
     let control = shared.running.insert(queue.clone(), held);
     shared.metrics.busy(&queue, 1);
@@ -168,6 +188,7 @@ impl Report<'_> {
         let job = self.job;
         let msg = match state {
             None => CompleterMsg::Release {
+                delay: Duration::ZERO,
                 queue: self.queue.clone(),
                 held: HeldAttempt {
                     id: job.id,

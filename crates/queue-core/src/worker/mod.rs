@@ -16,11 +16,12 @@ mod runner;
 mod running;
 mod scaling;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -50,6 +51,8 @@ pub(crate) struct WorkerShared {
     pub(crate) progress: ProgressSink,
     pub(crate) metrics: Metrics,
     pub(crate) completions: mpsc::UnboundedSender<CompleterMsg>,
+    /// Slots of the job types capped inside their queue (`type_concurrency`).
+    pub(crate) type_slots: HashMap<String, Arc<Semaphore>>,
 }
 
 /// Why a worker could not start.
@@ -103,6 +106,12 @@ impl Worker {
             .filter_map(|q| config.queue(q))
             .map(|q| q.concurrency.max())
             .sum();
+        let type_slots = queues
+            .iter()
+            .filter_map(|q| config.queue(q))
+            .flat_map(|q| q.type_concurrency.iter())
+            .map(|(t, n)| (t.clone(), Arc::new(Semaphore::new(*n as usize))))
+            .collect();
         let identity = WorkerIdentity::new();
         let running = Running::default();
         let (completer, completions) = Completer::new(
@@ -125,6 +134,7 @@ impl Worker {
             progress: ProgressSink::default(),
             metrics,
             completions,
+            type_slots,
         });
         Ok(Self { shared, completer })
     }

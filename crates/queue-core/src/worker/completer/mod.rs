@@ -51,11 +51,13 @@ pub(crate) enum CompleterMsg {
     Finished(Completion),
     /// Record a batch parent's children and let it wait for them.
     Spawn(Spawn),
-    /// Give an attempt back without counting it (shutdown).
+    /// Give an attempt back without counting it, to wait `delay` (zero at
+    /// shutdown; a moment when its job type is at its cap).
     Release {
         queue: Arc<str>,
         held: HeldAttempt,
         priority: i32,
+        delay: Duration,
     },
 }
 
@@ -135,7 +137,8 @@ impl Completer {
                     queue,
                     held,
                     priority,
-                } => releases.push((queue, held, priority)),
+                    delay,
+                } => releases.push((queue, held, priority, delay.as_millis() as i64)),
             }
         }
         let mut acks = Vec::with_capacity(done.len());
@@ -155,18 +158,19 @@ impl Completer {
             }
         }
         if !releases.is_empty() {
-            let held: Vec<HeldAttempt> = releases.iter().map(|(_, h, _)| *h).collect();
+            let held: Vec<HeldAttempt> = releases.iter().map(|(_, h, _, _)| *h).collect();
+            let delays: Vec<i64> = releases.iter().map(|(_, _, _, d)| *d).collect();
             let outbox = Uuid::new_v4();
             let released = write_durably("release", || {
-                self.store.release(&held, &self.worker_id, outbox)
+                self.store.release(&held, &delays, &self.worker_id, outbox)
             })
             .await;
             match released {
                 Ok(released) => {
                     outboxes.push(outbox);
-                    for (queue, held, priority) in releases {
+                    for (queue, held, priority, delay_ms) in releases {
                         let ack = if released.contains(&held.id) {
-                            Ack::Release { priority }
+                            Ack::Release { priority, delay_ms }
                         } else {
                             Ack::Done
                         };

@@ -123,6 +123,7 @@ async fn a_batch_with_a_retry_and_a_release_is_written_whole(pool: PgPool) {
         run_at: chrono::Utc::now(),
     };
     let release = CompleterMsg::Release {
+        delay: Duration::ZERO,
         queue: Arc::from("diagnostics"),
         held: HeldAttempt {
             id: released.id,
