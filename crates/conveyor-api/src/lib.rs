@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod http_metrics;
 pub mod openapi;
 pub mod routes;
 pub mod schemas;
@@ -34,18 +35,23 @@ pub struct AppState {
     pub events: JobEventHub,
     /// Caps on open job event streams.
     pub streams: Arc<streams::StreamLimits>,
+    /// Request counts and latencies, in `metrics`' registry.
+    pub http: http_metrics::HttpMetrics,
 }
 
 impl AppState {
     pub fn new(conveyor: Conveyor, auth: Auth) -> Self {
         let api = &conveyor.config().api;
+        let metrics = Metrics::new();
         Self {
             events: JobEventHub::new(conveyor.broker()),
             streams: streams::StreamLimits::new(api.max_streams_per_token, api.max_streams),
             conveyor,
             auth: Arc::new(auth),
             started: Instant::now(),
-            metrics: Metrics::new(),
+            http: http_metrics::HttpMetrics::register(metrics.registry())
+                .expect("the request metrics register once per state"),
+            metrics,
         }
     }
 }
@@ -148,6 +154,11 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health::health))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(routes::system::metrics))
+        // After the routes: a route layer sees the matched route's template.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.http.clone(),
+            http_metrics::track,
+        ))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
