@@ -3,8 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+mod values;
+
+use values::{merge, parse, to_object};
 
 /// The provider every LLM job type without a route of its own uses.
 pub const DEFAULT_PROVIDER: &str = "deepseek";
@@ -39,7 +43,7 @@ pub enum ProviderKind {
 pub struct ProviderErrors {
     /// Error codes (`error.code` or `error.type`) that this provider uses for a
     /// passing throttle, so they are retried although they read as permanent.
-    #[serde(deserialize_with = "list")]
+    #[serde(deserialize_with = "values::list")]
     pub retryable_codes: Vec<String>,
 }
 
@@ -52,24 +56,24 @@ pub struct ProviderConfig {
     pub base_url: String,
     pub api_key_env: String,
     pub model: String,
-    #[serde(default = "default_timeout_ms", deserialize_with = "number")]
+    #[serde(default = "default_timeout_ms", deserialize_with = "values::number")]
     pub timeout_ms: u64,
     /// In-flight requests per worker process.
-    #[serde(default = "default_concurrency", deserialize_with = "number")]
+    #[serde(default = "default_concurrency", deserialize_with = "values::number")]
     pub concurrency: u64,
     /// Shared by all worker processes (through Redis).
-    #[serde(default = "default_rpm", deserialize_with = "number")]
+    #[serde(default = "default_rpm", deserialize_with = "values::number")]
     pub requests_per_minute: u64,
     /// Shared by all worker processes (through Redis); counted from each answer's usage.
-    #[serde(default = "default_tpm", deserialize_with = "number")]
+    #[serde(default = "default_tpm", deserialize_with = "values::number")]
     pub tokens_per_minute: u64,
     /// Upper bound on the answer's length; Anthropic requires one (4096 when unset),
     /// OpenAI-compatible requests omit it when unset.
-    #[serde(default, deserialize_with = "optional_number")]
+    #[serde(default, deserialize_with = "values::optional_number")]
     pub max_tokens: Option<u64>,
     /// Send `response_format: {type: json_object}` (OpenAI-compatible only); turn off
     /// for a compatible server that rejects it.
-    #[serde(default = "yes", deserialize_with = "boolean")]
+    #[serde(default = "yes", deserialize_with = "values::boolean")]
     pub json_mode: bool,
     #[serde(default)]
     pub errors: ProviderErrors,
@@ -120,7 +124,7 @@ impl ProviderConfig {
 #[serde(deny_unknown_fields)]
 pub struct JobTypeRoute {
     pub provider: String,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "values::list")]
     pub fallback: Vec<String>,
 }
 
@@ -350,103 +354,6 @@ impl AiConfig {
             .get(&job_type.to_ascii_uppercase())
             .cloned()
             .unwrap_or_else(|| JobTypeRoute::new(DEFAULT_PROVIDER, &[]))
-    }
-}
-
-fn to_object<T: Serialize>(map: &BTreeMap<String, T>) -> serde_json::Map<String, Value> {
-    map.iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                serde_json::to_value(v).unwrap_or(Value::Object(Default::default())),
-            )
-        })
-        .collect()
-}
-
-/// Lays `over` onto `base`: tables merge key by key, anything else replaces.
-fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Object(base), Value::Object(over)) => {
-            for (k, v) in over {
-                merge(base.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (base, over) => *base = over.clone(),
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(key: &str, value: Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let key = if path == "." || path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{key}.{path}")
-        };
-        ConfigError::new(key, e.into_inner().to_string())
-    })
-}
-
-/// A list written as an array or comma-separated (as environment variables carry it).
-fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        Text(String),
-    }
-    Ok(match Raw::deserialize(d)? {
-        Raw::List(items) => items,
-        Raw::Text(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawNumber {
-    Number(u64),
-    Text(String),
-}
-
-fn to_u64<E: serde::de::Error>(raw: RawNumber) -> Result<u64, E> {
-    match raw {
-        RawNumber::Number(n) => Ok(n),
-        RawNumber::Text(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| E::custom(format!("{text:?} is not a non-negative integer"))),
-    }
-}
-
-/// A number, also when an environment variable carried it as text.
-fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    to_u64(RawNumber::deserialize(d)?)
-}
-
-fn optional_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Option::<RawNumber>::deserialize(d)?.map(to_u64).transpose()
-}
-
-fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Bool(bool),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Bool(b) => Ok(b),
-        Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
-            _ => Err(serde::de::Error::custom(format!("{t:?} is not a boolean"))),
-        },
     }
 }
 
