@@ -128,6 +128,7 @@ WORKER_PID=$!
 rm -rf "$SHOTS"
 mkdir -p "$SHOTS"
 log "pytest tests/dashboard (screenshots: $SHOTS)"
+export PYTHONDONTWRITEBYTECODE=1
 status=0
 (
     cd tests/dashboard
