@@ -595,6 +595,13 @@
           ? actionButton(
               "Cancel",
               async () => {
+                // DELETE removes a finished job's record: look again right before.
+                const now = await api(`/api/admin/jobs/${encodeURIComponent(id)}`);
+                if (TERMINAL.has(now.status)) {
+                  flash(`The job is already ${now.status}: nothing to cancel.`);
+                  await load();
+                  return;
+                }
                 await api(`/api/admin/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
                 flash(job.status === "RUNNING" ? "Cancellation requested: the running attempt stops shortly." : "The job is cancelled.");
                 await load();
