@@ -429,7 +429,8 @@
       samples.push({ t: Date.now(), completed: st.processingRate.completedLastMinute });
       queueNames = st.queues.map((q) => q.queue).sort();
       const service = (s) => h("span", { class: `status s-${s.status}` }, s.status === "up" ? `up ${s.latencyMs} ms` : "down");
-      fill(cards, 
+      fill(
+        cards,
         card("Completed in the last minute", num(st.processingRate.completedLastMinute), `${st.processingRate.perSecond} per second`),
         card("Jobs recorded", num(sm.totalJobs), `${num(sm.completedJobs)} completed · ${num(sm.failedJobs)} failed`, "/jobs"),
         card("Success rate", `${(sm.successRate * 100).toFixed(1)} %`, `mean attempt ${ms(sm.averageProcessingTimeMs)} (24 h)`),
@@ -442,7 +443,8 @@
         ),
         card("Version", st.version, `up ${ago(new Date(Date.now() - st.uptimeSeconds * 1000)).replace(" ago", "")}`),
       );
-      fill(alerts, 
+      fill(
+        alerts,
         st.alerts.length
           ? h("ul", { class: "alerts" }, st.alerts.map((a) => h("li", { class: a.severity }, h("strong", {}, a.name), ` (${a.severity}): ${a.message}`)))
           : "",
@@ -450,7 +452,8 @@
       fill(chartBox, chart());
       const count = (q, key, s) =>
         q[key] ? h("a", { href: `/jobs?queue=${encodeURIComponent(q.queue)}&status=${s}` }, num(q[key])) : h("span", { class: "muted" }, "0");
-      fill(queueBox, 
+      fill(
+        queueBox,
         table(
           [
             ["Queue", (q) => h("a", { href: `/queues/${encodeURIComponent(q.queue)}` }, q.queue)],
@@ -629,7 +632,8 @@
         job.idempotencyKey ? ["Idempotency key", h("code", {}, job.idempotencyKey)] : null,
         job.cancelRequested ? ["Cancellation", "requested"] : null,
       ].filter(Boolean);
-      fill(body, 
+      fill(
+        body,
         actions,
         h("div", { class: "panel" }, h("dl", { class: "fields" }, fields.map(([k, val]) => [h("dt", {}, k), h("dd", {}, val)]))),
         h("h2", {}, "Payload"),
@@ -694,7 +698,13 @@
             await v.sleep(3000); // e.g. too many streams: read the record instead
           }
           if (v.closed) return;
-          await load();
+          try {
+            await load();
+          } catch (e) {
+            if (v.closed || e.status === 401) return;
+            failed(e);
+            await v.sleep(3000);
+          }
           if (!ended) await v.sleep(1000);
         }
       } finally {
@@ -748,7 +758,8 @@
       : null;
 
     function renderActions() {
-      fill(actions, 
+      fill(
+        actions,
         ...[
           paused === false
             ? actionButton("Pause", async () => {
@@ -786,7 +797,8 @@
         renderState();
       }
       const link = (key, s) => card(key[0].toUpperCase() + key.slice(1), num(st[key]), s, `/jobs?queue=${encodeURIComponent(name)}&status=${s}`);
-      fill(cards, 
+      fill(
+        cards,
         link("waiting", "PENDING"),
         link("active", "RUNNING"),
         link("delayed", "DELAYED"),
@@ -821,7 +833,8 @@
     const names = stats.map((s) => s.queue).sort();
     const withFailures = stats.filter((s) => s.failed > 0).map((s) => s.queue).sort();
     const queue = q.get("queue") || withFailures[0] || names[0];
-    fill(tabs, 
+    fill(
+      tabs,
       ...names.map((n) => h("a", { href: `/dead-letters?queue=${encodeURIComponent(n)}`, "aria-current": n === queue ? "page" : null }, n)),
     );
     if (!queue) {
@@ -831,7 +844,8 @@
     v.poll(5000, async () => {
       const letters = await api(`/api/admin/dlq/${encodeURIComponent(queue)}?limit=100`, { signal: v.signal });
       if (v.closed) return;
-      fill(content, 
+      fill(
+        content,
         h(
           "div",
           { class: "actions" },
@@ -923,7 +937,8 @@
     v.poll(5000, async () => {
       const items = await api("/api/admin/workers", { signal: v.signal });
       if (v.closed) return;
-      fill(list, 
+      fill(
+        list,
         table(
           [
             ["Worker", (w) => h("code", {}, w.id)],
@@ -1067,7 +1082,8 @@
         button.disabled = false;
       }
     });
-    fill(main, 
+    fill(
+      main,
       h(
         "section",
         { class: "signin panel" },
