@@ -14,6 +14,8 @@
 #                 and the API fuzz run (scripts/fuzz-api.sh) after the tests
 #   FUZZ=1        runs the API fuzz run without CI
 # A URL pointing elsewhere than the local default server is used as is.
+# After the Rust tests it always runs the dashboard's browser tests
+# (scripts/test-dashboard.sh: Debian's chromium driven by Playwright for Python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -59,6 +61,11 @@ cargo build --workspace --bins
 
 echo "[conveyor] cargo nextest run --workspace --no-fail-fast $*" >&2
 cargo nextest run --workspace --no-fail-fast "$@"
+
+# The dashboard in headless Chromium (installs chromium and a Playwright venv
+# under target/ when missing; fails the run when it cannot).
+echo "[conveyor] scripts/test-dashboard.sh" >&2
+scripts/test-dashboard.sh
 
 # The API fuzz run (schemathesis against /openapi.json): in CI, or with FUZZ=1.
 if [ -n "${CI:-}" ] || [ "${FUZZ:-}" = "1" ]; then

@@ -2,6 +2,7 @@
 //! [`AppState`]; `main.rs` only loads configuration and serves it.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod http_metrics;
@@ -92,6 +93,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/admin/books/{id}"),
     ("GET", "/api/admin/quotes"),
     ("GET", "/api/admin/quotes/{id}"),
+    ("GET", "/api/admin/session"),
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/metrics"),
@@ -145,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/books/{id}", get(routes::books::get_one))
         .route("/quotes", get(routes::quotes::list))
         .route("/quotes/{id}", get(routes::quotes::get_one))
+        .route("/session", get(routes::session::session))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -159,6 +162,9 @@ pub fn router(state: AppState) -> Router {
             state.http.clone(),
             http_metrics::track,
         ))
+        // The web dashboard's pages and assets: open (the page asks for a token),
+        // not in the OpenAPI document, and not counted in the request metrics.
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -52,6 +52,7 @@ use crate::AppState;
         routes::books::get_one,
         routes::quotes::list,
         routes::quotes::get_one,
+        routes::session::session,
         routes::health::health,
         openapi_json,
     ),

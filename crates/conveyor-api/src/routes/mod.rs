@@ -9,5 +9,6 @@ pub mod jobs;
 pub mod queues;
 pub mod quotes;
 pub mod schedules;
+pub mod session;
 pub mod system;
 pub mod workers;
