@@ -6,19 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use reqwest::header::{HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::answer::{parse_answer, repair_prompt, JSON_INSTRUCTION};
 use super::classify::classify;
-use super::config::{AiConfig, ConfigError, ProviderConfig, ProviderKind};
+use super::config::{AiConfig, ConfigError, ProviderConfig};
 use super::error::AiError;
 use super::keys::{ApiKey, KeySource};
 use super::limits::SharedLimits;
 use super::metrics::AiMetrics;
-use super::wire::{endpoint, parse_reply, request_body, Reply, Role, Turn, ANTHROPIC_VERSION};
+use super::transport::{auth_headers, read, transport_error};
+use super::wire::{endpoint, parse_reply, request_body, Reply, Role, Turn};
 
 /// Tokens and the provider that answered, summed over every request of one call
 /// (the repair request included). Serialises as a job result's `usage`.
@@ -364,61 +364,4 @@ impl AiClient {
 struct Tokens {
     input: u64,
     output: u64,
-}
-
-async fn read(
-    request: reqwest::RequestBuilder,
-) -> Result<(u16, HeaderMap, String), reqwest::Error> {
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.text().await?;
-    Ok((status, headers, body))
-}
-
-/// The key's headers, marked sensitive so no debug output of the request shows them.
-fn auth_headers(config: &ProviderConfig, key: &ApiKey) -> Result<HeaderMap, AiError> {
-    let invalid = || AiError::InvalidKey {
-        variable: config.api_key_env.clone(),
-    };
-    let mut headers = HeaderMap::new();
-    match config.kind {
-        ProviderKind::Openai => {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                .map_err(|_| invalid())?;
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
-        ProviderKind::Anthropic => {
-            let mut value = HeaderValue::from_str(key.expose()).map_err(|_| invalid())?;
-            value.set_sensitive(true);
-            headers.insert("x-api-key", value);
-            headers.insert(
-                "anthropic-version",
-                HeaderValue::from_static(ANTHROPIC_VERSION),
-            );
-        }
-    }
-    Ok(headers)
-}
-
-fn transport_error(name: &str, timeout: Duration, key: &ApiKey, e: &reqwest::Error) -> AiError {
-    if e.is_timeout() {
-        return AiError::Timeout {
-            provider: name.to_string(),
-            timeout,
-        };
-    }
-    // The chain of causes says what broke (refused, reset, DNS).
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    AiError::Connection {
-        provider: name.to_string(),
-        message: key.scrub(&message),
-    }
 }

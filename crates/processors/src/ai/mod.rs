@@ -43,6 +43,7 @@ mod error;
 mod keys;
 mod limits;
 mod metrics;
+mod transport;
 mod wire;
 
 pub use client::{AiClient, AiClientBuilder, Answer, BuildError, Usage};
