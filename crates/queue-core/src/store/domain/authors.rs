@@ -227,16 +227,7 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<Author>, i64), StoreError> {
-        let sql = format!(
-            "SELECT {AUTHOR_COLUMNS} FROM authors
-             ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
-        );
-        let items = sqlx::query_as(&sql)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool);
-        let total = sqlx::query_scalar("SELECT count(*) FROM authors").fetch_one(&self.pool);
-        Ok(tokio::try_join!(items, total)?)
+        super::page(&self.pool, "authors", AUTHOR_COLUMNS, None, limit, offset).await
     }
 
     /// Writes what Wikidata says about author `id` (every field, replacing the old
@@ -321,16 +312,7 @@ impl Store {
     ) -> Result<Author, DomainError> {
         let (name, field) = column.names();
         no_nul(field, value)?;
-        let sql = format!(
-            "UPDATE authors SET {name} = $2, updated_at = now() WHERE id = $1
-             RETURNING {AUTHOR_COLUMNS}"
-        );
-        let row: Option<Author> = sqlx::query_as(&sql)
-            .bind(id)
-            .bind(value)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.ok_or_else(|| not_found(id))
+        self.set_author_column(id, name, value).await
     }
 
     async fn set_author_json(
@@ -341,6 +323,19 @@ impl Store {
     ) -> Result<Author, DomainError> {
         let (name, field) = column.names();
         no_nul_json(field, value)?;
+        self.set_author_column(id, name, value).await
+    }
+
+    /// Sets column `name` (one of a closed set) of author `id`.
+    async fn set_author_column<V>(
+        &self,
+        id: Uuid,
+        name: &str,
+        value: V,
+    ) -> Result<Author, DomainError>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+    {
         let sql = format!(
             "UPDATE authors SET {name} = $2, updated_at = now() WHERE id = $1
              RETURNING {AUTHOR_COLUMNS}"

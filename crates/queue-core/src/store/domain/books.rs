@@ -270,29 +270,8 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<Book>, i64), StoreError> {
-        // Two statements rather than `$1 IS NULL OR …`, so a generic plan still
-        // reads the author index.
-        let (filter, total) = match author_id {
-            Some(_) => (
-                "WHERE author_id = $3",
-                "SELECT count(*) FROM books WHERE author_id = $1",
-            ),
-            None => ("", "SELECT count(*) FROM books"),
-        };
-        let sql = format!(
-            "SELECT {BOOK_COLUMNS} FROM books {filter}
-             ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
-        );
-        let mut items = sqlx::query_as(&sql).bind(limit).bind(offset);
-        let mut count = sqlx::query_scalar(total);
-        if let Some(id) = author_id {
-            items = items.bind(id);
-            count = count.bind(id);
-        }
-        Ok(tokio::try_join!(
-            items.fetch_all(&self.pool),
-            count.fetch_one(&self.pool)
-        )?)
+        let only = author_id.map(|id| ("author_id", id));
+        super::page(&self.pool, "books", BOOK_COLUMNS, only, limit, offset).await
     }
 
     /// GENERATE_SUMMARY's outcome.

@@ -54,6 +54,44 @@ impl From<sqlx::Error> for DomainError {
 }
 
 /// True when PostgreSQL refused a statement for a duplicate key.
+/// One list page of `table` (its columns `columns`), newest first, only the rows
+/// whose `column` is `id` when `only` is given, and the number of all that match.
+/// Two statements per filter rather than `$1 IS NULL OR …`, so a generic plan still
+/// reads the filter's index.
+async fn page<T>(
+    pool: &sqlx::PgPool,
+    table: &str,
+    columns: &str,
+    only: Option<(&str, Uuid)>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<T>, i64), StoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let (filter, total) = match only {
+        Some((column, _)) => (
+            format!("WHERE {column} = $3"),
+            format!("SELECT count(*) FROM {table} WHERE {column} = $1"),
+        ),
+        None => (String::new(), format!("SELECT count(*) FROM {table}")),
+    };
+    let sql = format!(
+        "SELECT {columns} FROM {table} {filter}
+         ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+    );
+    let mut items = sqlx::query_as(&sql).bind(limit).bind(offset);
+    let mut count = sqlx::query_scalar(&total);
+    if let Some((_, id)) = only {
+        items = items.bind(id);
+        count = count.bind(id);
+    }
+    Ok(tokio::try_join!(
+        items.fetch_all(pool),
+        count.fetch_one(pool)
+    )?)
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }

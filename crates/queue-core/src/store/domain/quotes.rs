@@ -122,27 +122,8 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<Quote>, i64), StoreError> {
-        let (filter, total) = match book_id {
-            Some(_) => (
-                "WHERE book_id = $3",
-                "SELECT count(*) FROM quotes WHERE book_id = $1",
-            ),
-            None => ("", "SELECT count(*) FROM quotes"),
-        };
-        let sql = format!(
-            "SELECT {QUOTE_COLUMNS} FROM quotes {filter}
-             ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
-        );
-        let mut items = sqlx::query_as(&sql).bind(limit).bind(offset);
-        let mut count = sqlx::query_scalar(total);
-        if let Some(id) = book_id {
-            items = items.bind(id);
-            count = count.bind(id);
-        }
-        Ok(tokio::try_join!(
-            items.fetch_all(&self.pool),
-            count.fetch_one(&self.pool)
-        )?)
+        let only = book_id.map(|id| ("book_id", id));
+        super::page(&self.pool, "quotes", QUOTE_COLUMNS, only, limit, offset).await
     }
 
     /// CATEGORIZE_QUOTE's outcome: replaces the categories.
