@@ -568,15 +568,14 @@ mod tests {
         assert!(t.windows(2).all(|w| w[0] < w[1]));
     }
 
-    #[test]
-    fn a_clock_driven_day_across_spring_forward_fires_the_0230_job_once() {
-        // Drive an injected clock second by second over the whole change day and
-        // count fires the way the scheduler does (fire when due, then advance).
-        let s = parse("0 30 2 * * *", "America/New_York").unwrap();
-        let clock = TestClock(Mutex::new(utc("2026-03-08T04:00:00Z")));
+    /// Drives an injected clock second by second from `start` to `end` and counts
+    /// fires the way the scheduler does (fire when due, then advance).
+    fn fires_between(expr: &str, tz: &str, start: &str, end: &str) -> Vec<DateTime<Utc>> {
+        let s = parse(expr, tz).unwrap();
+        let clock = TestClock(Mutex::new(utc(start)));
         let mut next = s.next_after(clock.now()).unwrap();
         let mut fired = Vec::new();
-        let end = utc("2026-03-09T04:00:00Z");
+        let end = utc(end);
         while clock.now() < end {
             clock.advance(Duration::seconds(1));
             if next <= clock.now() {
@@ -591,30 +590,28 @@ mod tests {
                 next = p.next.unwrap();
             }
         }
+        fired
+    }
+
+    #[test]
+    fn a_clock_driven_day_across_spring_forward_fires_the_0230_job_once() {
+        let fired = fires_between(
+            "0 30 2 * * *",
+            "America/New_York",
+            "2026-03-08T04:00:00Z",
+            "2026-03-09T04:00:00Z",
+        );
         assert_eq!(fired, vec![utc("2026-03-08T07:00:00Z")]);
     }
 
     #[test]
     fn a_clock_driven_day_across_fall_back_fires_the_0130_job_once() {
-        let s = parse("0 30 1 * * *", "America/New_York").unwrap();
-        let clock = TestClock(Mutex::new(utc("2026-11-01T03:00:00Z")));
-        let mut next = s.next_after(clock.now()).unwrap();
-        let mut fired = Vec::new();
-        let end = utc("2026-11-02T03:00:00Z");
-        while clock.now() < end {
-            clock.advance(Duration::seconds(1));
-            if next <= clock.now() {
-                let p = plan(
-                    &s,
-                    next,
-                    clock.now(),
-                    MisfirePolicy::Coalesce,
-                    Duration::seconds(5),
-                );
-                fired.extend(p.fire);
-                next = p.next.unwrap();
-            }
-        }
+        let fired = fires_between(
+            "0 30 1 * * *",
+            "America/New_York",
+            "2026-11-01T03:00:00Z",
+            "2026-11-02T03:00:00Z",
+        );
         assert_eq!(fired, vec![utc("2026-11-01T05:30:00Z")]);
     }
 
