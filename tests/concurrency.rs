@@ -128,3 +128,35 @@ async fn a_capped_job_type_runs_one_at_a_time_without_starving_the_others(pool: 
         );
     }
 }
+
+#[sqlx::test]
+async fn a_worker_never_holds_more_attempts_than_its_slots(pool: PgPool) {
+    // Each attempt keeps its slot until its outcome is written, so the RUNNING
+    // records of a worker never outnumber its concurrency, however fast its
+    // handlers finish and however far its completer is behind.
+    let env = TestEnv::new(pool).await;
+    env.conveyor
+        .enqueue_many(
+            (0..10_000)
+                .map(|_| NewJob::new("diagnostics", "NOOP", json!({})))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let _worker = env.spawn_worker(&["--queues", "diagnostics", "--concurrency", "8"], &[]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut most = 0;
+    while env.count(JobStatus::Completed).await < 10_000 {
+        let running: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'RUNNING'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        most = most.max(running);
+        assert!(
+            Instant::now() < deadline,
+            "not drained; most held at once: {most}"
+        );
+    }
+    assert!(most <= 8, "{most} attempts held at once with 8 slots");
+    assert!(most > 0, "the samples saw the worker at work");
+}

@@ -11,7 +11,7 @@ use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::completer::{CompleterMsg, Completion, Spawn};
+use super::completer::{CompleterMsg, Completion, Outcome, Spawn};
 use super::running::StopReason;
 use super::WorkerShared;
 use crate::client::prepare;
@@ -47,17 +47,21 @@ pub(crate) async fn execute(
         attempt: job.attempts,
     };
     // A job type at its cap: give the attempt back uncounted to wait a moment
-    // (the queue slot is freed at once for the other types).
+    // (its queue slot is freed for the other types once that is written).
     let _type_slot = match shared.type_slots.get(&job.job_type) {
         None => None,
         Some(slots) => match slots.clone().try_acquire_owned() {
             Ok(slot) => Some(slot),
             Err(_) => {
-                let _ = shared.completions.send(CompleterMsg::Release {
+                let msg = CompleterMsg::Release {
                     queue,
                     held,
                     priority: job.priority,
                     delay: TYPE_CAP_WAIT,
+                };
+                let _ = shared.completions.send(Outcome {
+                    msg,
+                    slot: Some(permit),
                 });
                 return;
             }
@@ -73,7 +77,7 @@ pub(crate) async fn execute(
         job_type: job_type.clone(),
         job: &job,
         sent: false,
-        _permit: permit,
+        slot: Some(permit),
     };
     let timeout = Duration::from_millis(
         job.timeout_ms
@@ -178,7 +182,8 @@ struct Report<'a> {
     job_type: Arc<str>,
     job: &'a ClaimedJob,
     sent: bool,
-    _permit: OwnedSemaphorePermit,
+    /// The queue slot, handed to the completer with the outcome.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Report<'_> {
@@ -212,9 +217,15 @@ impl Report<'_> {
                 },
             }),
         };
-        // The completer outlives every executor; a send error means the process is
-        // exiting, and lease recovery takes the job.
-        let _ = self.shared.completions.send(msg);
+        self.deliver(msg);
+    }
+
+    /// Hands `msg` and the slot to the completer. The completer outlives every
+    /// executor; a send error means the process is exiting, and lease recovery
+    /// takes the job.
+    fn deliver(&mut self, msg: CompleterMsg) {
+        let slot = self.slot.take();
+        let _ = self.shared.completions.send(Outcome { msg, slot });
         self.shared.metrics.busy(&self.queue, -1);
     }
 }
@@ -242,8 +253,7 @@ impl Report<'_> {
             finished_at,
             children,
         });
-        let _ = self.shared.completions.send(msg);
-        self.shared.metrics.busy(&self.queue, -1);
+        self.deliver(msg);
     }
 }
 

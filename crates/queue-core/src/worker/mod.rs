@@ -33,7 +33,7 @@ use crate::handler::HandlerRegistry;
 use crate::metrics::Metrics;
 use crate::service::{self, Liveness};
 use crate::store::Store;
-use completer::{Completer, CompleterMsg};
+use completer::{Completer, Outcome};
 use progress::ProgressSink;
 use running::{Running, StopReason};
 
@@ -50,7 +50,7 @@ pub(crate) struct WorkerShared {
     pub(crate) running: Running,
     pub(crate) progress: ProgressSink,
     pub(crate) metrics: Metrics,
-    pub(crate) completions: mpsc::UnboundedSender<CompleterMsg>,
+    pub(crate) completions: mpsc::UnboundedSender<Outcome>,
     /// Slots of the job types capped inside their queue (`type_concurrency`).
     pub(crate) type_slots: HashMap<String, Arc<Semaphore>>,
 }

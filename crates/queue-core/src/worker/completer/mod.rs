@@ -23,7 +23,7 @@ pub(crate) use batches::Spawn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -44,6 +44,22 @@ pub(crate) struct Completion {
     pub(crate) job_type: Arc<str>,
     pub(crate) priority: i32,
     pub(crate) attempt: FinishedAttempt,
+}
+
+/// A message and the queue slot its attempt held. The slot is freed only once the
+/// outcome is written (PostgreSQL and Redis): a worker never claims ahead of its
+/// completer, so the attempts it holds (and whose leases it renews) stay bounded
+/// by its concurrency however fast handlers finish.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) msg: CompleterMsg,
+    pub(crate) slot: Option<OwnedSemaphorePermit>,
+}
+
+impl From<CompleterMsg> for Outcome {
+    fn from(msg: CompleterMsg) -> Self {
+        Self { msg, slot: None }
+    }
 }
 
 #[derive(Debug)]
@@ -77,7 +93,7 @@ pub(crate) struct Completer {
     metrics: Metrics,
     running: Running,
     worker_id: String,
-    rx: mpsc::UnboundedReceiver<CompleterMsg>,
+    rx: mpsc::UnboundedReceiver<Outcome>,
 }
 
 impl Completer {
@@ -87,7 +103,7 @@ impl Completer {
         metrics: Metrics,
         running: Running,
         worker_id: String,
-    ) -> (Self, mpsc::UnboundedSender<CompleterMsg>) {
+    ) -> (Self, mpsc::UnboundedSender<Outcome>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let completer = Self {
             store,
@@ -124,12 +140,15 @@ impl Completer {
         }
     }
 
-    async fn write(&self, batch: &mut Vec<CompleterMsg>) {
-        let done: Vec<Uuid> = batch.iter().map(CompleterMsg::job_id).collect();
+    async fn write(&self, batch: &mut Vec<Outcome>) {
+        // Freed when this write is done (dropped at the end of the function).
+        let _slots: Vec<OwnedSemaphorePermit> =
+            batch.iter_mut().filter_map(|o| o.slot.take()).collect();
+        let done: Vec<Uuid> = batch.iter().map(|o| o.msg.job_id()).collect();
         let mut finished = Vec::new();
         let mut releases = Vec::new();
         let mut spawns = Vec::new();
-        for msg in batch.drain(..) {
+        for Outcome { msg, .. } in batch.drain(..) {
             match msg {
                 CompleterMsg::Finished(c) => finished.push(c),
                 CompleterMsg::Spawn(s) => spawns.push(s),

@@ -83,7 +83,7 @@ impl Fixture {
             WORKER.into(),
         );
         for msg in msgs {
-            tx.send(msg).unwrap();
+            tx.send(msg.into()).unwrap();
         }
         let closing = CancellationToken::new();
         closing.cancel();
