@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, BodyErrors, ErrorBody, Postgres, ReadErrors};
 use crate::extract::{ApiJson, ApiQuery, NoQuery};
 use crate::routes::jobs::{page_window, parse_id};
 use crate::AppState;
@@ -115,12 +115,8 @@ fn checked_name(raw: &str) -> Result<&str, ApiError> {
     request_body = CreateAuthor,
     responses(
         (status = 201, description = "Created; `Location` names the author", body = AuthorSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 409, description = "Another author has this wikidataId", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        BodyErrors<Postgres>
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -155,9 +151,7 @@ pub async fn create(
     params(AuthorListQuery),
     responses(
         (status = 200, description = "One page of authors, newest first", body = AuthorPage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -178,10 +172,8 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The author id")),
     responses(
         (status = 200, description = "The author", body = AuthorSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such author", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn get_one(
     State(state): State<AppState>,

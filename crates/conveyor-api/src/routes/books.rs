@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, Postgres, ReadErrors};
 use crate::extract::{ApiQuery, NoQuery};
 use crate::routes::jobs::{page_window, parse_id};
 use crate::AppState;
@@ -81,9 +81,7 @@ pub fn parse_query_id(name: &str, raw: Option<&str>) -> Result<Option<Uuid>, Api
     params(BookListQuery),
     responses(
         (status = 200, description = "One page of books, newest first", body = BookPage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -109,10 +107,8 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The book id")),
     responses(
         (status = 200, description = "The book (without its text)", body = BookSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such book", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn get_one(
     State(state): State<AppState>,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, BodyErrors, ErrorBody, ReadErrors, WriteErrors};
 use crate::extract::{ApiJson, ApiQuery, NoQuery};
 use crate::routes::queues::known_queue;
 use crate::schemas::{JobSchema, JobWithExecutionsSchema};
@@ -109,11 +109,7 @@ impl CreateJob {
     responses(
         (status = 201, description = "Created; `Location` names the job", body = JobSchema),
         (status = 200, description = "A job with this idempotency key exists already", body = JobSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -153,11 +149,7 @@ pub struct BulkCreated {
     request_body = BulkBody,
     responses(
         (status = 201, description = "Every job created (all or nothing)", body = BulkCreated),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn create_bulk(
     State(state): State<AppState>,
@@ -212,10 +204,8 @@ pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     params(("id" = Uuid, Path, description = "The job id")),
     responses(
         (status = 200, description = "The job with its attempts", body = JobWithExecutionsSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -239,11 +229,8 @@ pub async fn get_one(
         (status = 200, description = "Waiting job cancelled", body = JobSchema),
         (status = 202, description = "Running job: cancellation requested", body = JobSchema),
         (status = 204, description = "Finished job: record deleted"),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -374,9 +361,7 @@ async fn job_page(
     params(ListQuery),
     responses(
         (status = 200, description = "One page of jobs, newest first", body = JobPage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -414,10 +399,8 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The job id"), PageQuery),
     responses(
         (status = 200, description = "One page of the parent's children, newest first", body = JobPage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn children(
     State(state): State<AppState>,
@@ -442,12 +425,9 @@ pub async fn children(
     params(("id" = Uuid, Path, description = "The job id")),
     responses(
         (status = 200, description = "FAILED or CANCELLED job back to PENDING", body = JobSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job's state does not allow it", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn retry(
     State(state): State<AppState>,

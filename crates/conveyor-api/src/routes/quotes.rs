@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, Postgres, ReadErrors};
 use crate::extract::{ApiQuery, NoQuery};
 use crate::routes::books::parse_query_id;
 use crate::routes::jobs::{page_window, parse_id};
@@ -64,9 +64,7 @@ pub struct QuotePage {
     params(QuoteListQuery),
     responses(
         (status = 200, description = "One page of quotes, newest first", body = QuotePage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -92,10 +90,8 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The quote id")),
     responses(
         (status = 200, description = "The quote", body = QuoteSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such quote", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn get_one(
     State(state): State<AppState>,

@@ -15,7 +15,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, BodyErrors, ErrorBody, ReadErrors, WriteErrors};
 use crate::extract::{ApiJson, ApiQuery, NoQuery};
 use crate::routes::jobs::parse_id;
 use crate::schemas::JobSchema;
@@ -139,9 +139,7 @@ fn name_taken(name: &str) -> ApiError {
 #[utoipa::path(get, path = "/api/admin/scheduled-jobs", operation_id = "listScheduledJobs", tag = "schedules", security(("bearer" = [])),
     responses(
         (status = 200, description = "Scheduled jobs, by name", body = Vec<ScheduleSchema>),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -156,12 +154,8 @@ pub async fn list(
     request_body = CreateSchedule,
     responses(
         (status = 201, description = "Created", body = ScheduleSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -206,10 +200,8 @@ pub async fn create(
     params(("id" = Uuid, Path, description = "The scheduled job id")),
     responses(
         (status = 200, description = "The scheduled job", body = ScheduleSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such scheduled job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -229,13 +221,9 @@ pub async fn get_one(
     request_body = PatchSchedule,
     responses(
         (status = 200, description = "The changed scheduled job", body = ScheduleSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such scheduled job", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -310,11 +298,8 @@ pub async fn update(
     params(("id" = Uuid, Path, description = "The scheduled job id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such scheduled job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -335,11 +320,8 @@ pub async fn delete(
     params(("id" = Uuid, Path, description = "The scheduled job id")),
     responses(
         (status = 201, description = "The job enqueued", body = JobSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such scheduled job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn trigger(
     State(state): State<AppState>,

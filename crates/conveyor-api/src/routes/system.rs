@@ -11,7 +11,7 @@ use queue_core::store::{ErrorGroup, QueueStats};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ReadErrors};
 use crate::extract::{ApiQuery, NoQuery};
 use crate::schemas::{ErrorGroupSchema, QueueStatsSchema};
 use crate::AppState;
@@ -120,9 +120,7 @@ pub fn alerts(queues: &[QueueStats], failed_last_hour: i64) -> Vec<Alert> {
 #[utoipa::path(get, path = "/api/admin/system/status", operation_id = "systemStatus", tag = "system", security(("bearer" = [])),
     responses(
         (status = 200, description = "The system's status", body = SystemStatus),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn status(
     State(state): State<AppState>,
@@ -186,9 +184,7 @@ pub struct MetricsSummary {
 #[utoipa::path(get, path = "/api/admin/metrics/summary", operation_id = "metricsSummary", tag = "system", security(("bearer" = [])),
     responses(
         (status = 200, description = "Totals over every queue", body = MetricsSummary),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn summary(
     State(state): State<AppState>,
@@ -243,9 +239,7 @@ const MAX_ERRORS: i64 = 100;
     params(ErrorsQuery),
     responses(
         (status = 200, description = "Error groups over the most recent 5 000 unsuccessful attempts, most recent first", body = Vec<ErrorGroupSchema>),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn errors(
     State(state): State<AppState>,
