@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod paging;
 pub mod routes;
 pub mod schemas;
 pub mod streams;
@@ -77,14 +78,13 @@ pub fn router(state: AppState) -> Router {
 /// document, so what is served and what is documented cannot drift apart. Handlers
 /// sharing a path go into one `routes!`.
 fn api(state: &AppState) -> OpenApiRouter<AppState> {
-    use routes::{authors, books, dlq, events, health, jobs, queues, quotes, schedules};
-    use routes::{system, workers};
+    use routes::{authors, books, dlq, health, jobs, queues, quotes, schedules, system, workers};
     let admin = OpenApiRouter::default()
         .routes(routes!(jobs::create, jobs::list))
-        .routes(routes!(jobs::create_bulk))
+        .routes(routes!(jobs::bulk::create))
         .routes(routes!(jobs::get_one, jobs::cancel))
-        .routes(routes!(jobs::children))
-        .routes(routes!(events::events))
+        .routes(routes!(jobs::children::list))
+        .routes(routes!(jobs::events::stream))
         .routes(routes!(jobs::retry))
         .routes(routes!(queues::list))
         .routes(routes!(queues::stats))

@@ -9,12 +9,12 @@ use queue_core::store::domain::is_wikidata_id;
 use queue_core::store::Author;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, BodyErrors, ErrorBody, Postgres, ReadErrors};
-use crate::extract::{ApiJson, ApiQuery, NoQuery};
-use crate::routes::jobs::{page_window, parse_id};
+use crate::extract::{parse_id, ApiJson, ApiQuery, NoQuery};
+use crate::paging::{page_window, PageQuery};
 use crate::AppState;
 
 /// Longest author name accepted, in characters.
@@ -61,19 +61,6 @@ pub struct CreateAuthor {
     /// A Wikidata item id; unique among authors.
     #[schema(pattern = "^Q[1-9][0-9]*$", max_length = 20)]
     pub wikidata_id: Option<String>,
-}
-
-/// Query of `GET /api/admin/authors`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuthorListQuery {
-    /// From 1 (default 1).
-    #[param(minimum = 1)]
-    pub page: Option<i64>,
-    /// 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<i64>,
 }
 
 /// One page of authors, newest first.
@@ -148,14 +135,14 @@ pub async fn create(
 
 /// `GET /api/admin/authors?page=&limit=`: newest first.
 #[utoipa::path(get, path = "/api/admin/authors", operation_id = "listAuthors", tag = "authors", security(("bearer" = [])),
-    params(AuthorListQuery),
+    params(PageQuery),
     responses(
         (status = 200, description = "One page of authors, newest first", body = AuthorPage),
         ReadErrors<Postgres>
     ))]
 pub async fn list(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<AuthorListQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<AuthorPage>, ApiError> {
     let (page, limit, offset) = page_window(query.page, query.limit)?;
     let (items, total) = state.conveyor.store().author_page(limit, offset).await?;

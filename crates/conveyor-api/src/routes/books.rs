@@ -11,8 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody, Postgres, ReadErrors};
-use crate::extract::{ApiQuery, NoQuery};
-use crate::routes::jobs::{page_window, parse_id};
+use crate::extract::{parse_id, parse_query_id, ApiQuery, NoQuery};
+use crate::paging::page_window;
 use crate::AppState;
 
 /// A book without its text (mirrors `queue_core::store::Book`).
@@ -65,15 +65,6 @@ pub struct BookPage {
     pub limit: i64,
     /// Matching books on every page.
     pub total: i64,
-}
-
-/// Parses an id given in the query string, naming its parameter when malformed.
-pub fn parse_query_id(name: &str, raw: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    raw.map(|raw| {
-        Uuid::parse_str(raw)
-            .map_err(|_| ApiError::invalid(name, format!("`{raw}` is not a valid UUID")))
-    })
-    .transpose()
 }
 
 /// `GET /api/admin/books?authorId=&page=&limit=`: newest first.

@@ -11,9 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody, Postgres, ReadErrors};
-use crate::extract::{ApiQuery, NoQuery};
-use crate::routes::books::parse_query_id;
-use crate::routes::jobs::{page_window, parse_id};
+use crate::extract::{parse_id, parse_query_id, ApiQuery, NoQuery};
+use crate::paging::page_window;
 use crate::AppState;
 
 /// A quote (mirrors `queue_core::store::Quote`).

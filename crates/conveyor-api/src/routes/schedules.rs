@@ -16,8 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, BodyErrors, ErrorBody, ReadErrors, WriteErrors};
-use crate::extract::{ApiJson, ApiQuery, NoQuery};
-use crate::routes::jobs::parse_id;
+use crate::extract::{parse_id, ApiJson, ApiQuery, NoQuery};
 use crate::schemas::JobSchema;
 use crate::AppState;
 

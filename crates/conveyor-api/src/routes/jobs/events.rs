@@ -25,8 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ReadErrors};
-use crate::extract::{ApiQuery, NoQuery};
-use crate::routes::jobs::parse_id;
+use crate::extract::{parse_id, ApiQuery, NoQuery};
 use crate::AppState;
 
 /// One server-sent event of the stream (the schema describes each event).
@@ -65,7 +64,7 @@ const RECHECK: Duration = Duration::from_secs(5);
         (status = 429, description = "Too many event streams open (`too_many_streams`): this token's (`api.max_streams_per_token`) or the server's (`api.max_streams`)", body = ErrorBody),
         ReadErrors
     ))]
-pub async fn events(
+pub async fn stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
