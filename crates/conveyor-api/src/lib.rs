@@ -51,6 +51,11 @@ impl AppState {
             metrics: Metrics::new(),
         }
     }
+
+    /// The names of the configured queues, in order.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.conveyor.config().queues.keys().cloned().collect()
+    }
 }
 
 /// The application: admin routes behind auth, `/health` open, errors in the

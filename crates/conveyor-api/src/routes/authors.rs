@@ -7,14 +7,14 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use queue_core::store::domain::is_wikidata_id;
 use queue_core::store::Author;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, BodyErrors, ErrorBody, Postgres, ReadErrors};
 use crate::extract::{parse_id, ApiJson, ApiQuery, NoQuery};
-use crate::paging::{page_window, PageQuery};
+use crate::paging::{page_schema, Page, PageQuery, Window};
 use crate::AppState;
 
 /// Longest author name accepted, in characters.
@@ -63,15 +63,9 @@ pub struct CreateAuthor {
     pub wikidata_id: Option<String>,
 }
 
-/// One page of authors, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuthorPage {
-    #[schema(value_type = Vec<AuthorSchema>)]
-    pub items: Vec<Author>,
-    pub page: i64,
-    pub limit: i64,
-    /// Authors on every page.
-    pub total: i64,
+page_schema! {
+    /// One page of authors, newest first.
+    AuthorPage of AuthorSchema, total: " Authors on every page."
 }
 
 fn not_found(id: Uuid) -> ApiError {
@@ -143,15 +137,10 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<AuthorPage>, ApiError> {
-    let (page, limit, offset) = page_window(query.page, query.limit)?;
-    let (items, total) = state.conveyor.store().author_page(limit, offset).await?;
-    Ok(Json(AuthorPage {
-        items,
-        page,
-        limit,
-        total,
-    }))
+) -> Result<Json<Page<Author>>, ApiError> {
+    let window = Window::new(query.page, query.limit)?;
+    let store = state.conveyor.store();
+    Ok(window.answer(store.author_page(window.limit, window.offset).await?))
 }
 
 /// `GET /api/admin/authors/:id`.

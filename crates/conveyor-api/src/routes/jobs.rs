@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, BodyErrors, ErrorBody, ReadErrors, WriteErrors};
 use crate::extract::{parse_id, parse_query_id, ApiJson, ApiQuery, NoQuery};
-use crate::paging::page_window;
+use crate::paging::{page_schema, Page, Window};
 use crate::routes::queues::known_queue;
 use crate::schemas::{JobSchema, JobWithExecutionsSchema};
 use crate::AppState;
@@ -235,36 +235,20 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-/// One page of a job list, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct JobPage {
-    #[schema(value_type = Vec<JobSchema>)]
-    pub items: Vec<Job>,
-    pub page: i64,
-    pub limit: i64,
-    /// Matching jobs on every page.
-    pub total: i64,
+page_schema! {
+    /// One page of a job list, newest first.
+    JobPage of JobSchema, total: " Matching jobs on every page."
 }
 
-/// One page of the jobs `filter` matches.
+/// The `window` of the jobs `filter` matches.
 pub(crate) async fn job_page(
     state: &AppState,
     filter: JobFilter,
-    page: Option<i64>,
-    limit: Option<i64>,
-) -> Result<Json<JobPage>, ApiError> {
-    let (page, limit, offset) = page_window(page, limit)?;
-    let (items, total) = state
-        .conveyor
-        .store()
-        .job_page(&filter, limit, offset)
-        .await?;
-    Ok(Json(JobPage {
-        items,
-        page,
-        limit,
-        total,
-    }))
+    window: Window,
+) -> Result<Json<Page<Job>>, ApiError> {
+    let store = state.conveyor.store();
+    let found = store.job_page(&filter, window.limit, window.offset).await?;
+    Ok(window.answer(found))
 }
 
 /// `GET /api/admin/jobs?queue=&status=&jobType=&parentId=&page=&limit=`.
@@ -277,7 +261,7 @@ pub(crate) async fn job_page(
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<JobPage>, ApiError> {
+) -> Result<Json<Page<Job>>, ApiError> {
     if let Some(queue) = &query.queue {
         known_queue(&state, "queue", queue)?;
     }
@@ -294,7 +278,7 @@ pub async fn list(
         job_type: query.job_type,
         parent_id,
     };
-    job_page(&state, filter, query.page, query.limit).await
+    job_page(&state, filter, Window::new(query.page, query.limit)?).await
 }
 
 /// `POST /api/admin/jobs/:id/retry`: FAILED or CANCELLED → PENDING with attempts

@@ -46,7 +46,7 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Json<Vec<QueueStats>>, ApiError> {
-    let queues: Vec<String> = state.conveyor.config().queues.keys().cloned().collect();
+    let queues = state.queue_names();
     Ok(Json(state.conveyor.store().queue_stats(&queues).await?))
 }
 

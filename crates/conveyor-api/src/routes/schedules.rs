@@ -124,6 +124,13 @@ pub struct PatchSchedule {
     pub misfire_policy: Option<Option<String>>,
 }
 
+/// Replaces `slot` with a given value.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
 fn not_found(id: Uuid) -> ApiError {
     ApiError::not_found(format!("scheduled job {id} not found"))
 }
@@ -240,45 +247,19 @@ pub async fn update(
         .is_some_and(|c| *c != spec.cron_expression)
         || body.timezone.as_ref().is_some_and(|t| *t != spec.timezone)
         || body.status.is_some_and(|s| s != spec.status);
-    if let Some(v) = body.name {
-        spec.name = v;
-    }
-    if let Some(v) = body.description {
-        spec.description = v;
-    }
-    if let Some(v) = body.queue_name {
-        spec.queue_name = v;
-    }
-    if let Some(v) = body.job_type {
-        spec.job_type = v;
-    }
-    if let Some(v) = body.cron_expression {
-        spec.cron_expression = v;
-    }
-    if let Some(v) = body.timezone {
-        spec.timezone = v;
-    }
-    if let Some(v) = body.payload {
-        spec.payload = v;
-    }
-    if let Some(v) = body.retry_attempts {
-        spec.retry_attempts = v;
-    }
-    if let Some(v) = body.retry_delay {
-        spec.retry_delay_ms = v;
-    }
-    if let Some(v) = body.timeout {
-        spec.timeout_ms = v;
-    }
-    if let Some(v) = body.priority {
-        spec.priority = v.get();
-    }
-    if let Some(v) = body.status {
-        spec.status = v;
-    }
-    if let Some(v) = body.misfire_policy {
-        spec.misfire_policy = v;
-    }
+    set(&mut spec.name, body.name);
+    set(&mut spec.description, body.description);
+    set(&mut spec.queue_name, body.queue_name);
+    set(&mut spec.job_type, body.job_type);
+    set(&mut spec.cron_expression, body.cron_expression);
+    set(&mut spec.timezone, body.timezone);
+    set(&mut spec.payload, body.payload);
+    set(&mut spec.retry_attempts, body.retry_attempts);
+    set(&mut spec.retry_delay_ms, body.retry_delay);
+    set(&mut spec.timeout_ms, body.timeout);
+    set(&mut spec.priority, body.priority.map(Priority::get));
+    set(&mut spec.status, body.status);
+    set(&mut spec.misfire_policy, body.misfire_policy);
     let computed = scheduler::validate(&state.conveyor, &spec, Utc::now())?;
     let next = if timing_changed || current.next_run_at.is_none() {
         computed

@@ -132,7 +132,7 @@ pub async fn status(
     let mut completed_last_minute = 0;
     let mut alerts_now = Vec::new();
     if postgres.status == "up" {
-        let names: Vec<String> = c.config().queues.keys().cloned().collect();
+        let names = state.queue_names();
         let store = c.store();
         let (stats, completed, failed) = tokio::try_join!(
             store.queue_stats(&names),
@@ -190,7 +190,7 @@ pub async fn summary(
     State(state): State<AppState>,
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Json<MetricsSummary>, ApiError> {
-    let names: Vec<String> = state.conveyor.config().queues.keys().cloned().collect();
+    let names = state.queue_names();
     let store = state.conveyor.store();
     let (stats, average) = tokio::try_join!(
         store.queue_stats(&names),
@@ -263,7 +263,7 @@ pub async fn errors(
         (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
     ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let names: Vec<String> = state.conveyor.config().queues.keys().cloned().collect();
+    let names = state.queue_names();
     let stats = state.conveyor.store().queue_stats(&names).await?;
     let gauge = &state.metrics.queue_jobs;
     for q in &stats {

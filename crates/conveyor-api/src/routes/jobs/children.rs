@@ -2,11 +2,12 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use queue_core::job::Job;
 use queue_core::store::JobFilter;
 
 use crate::error::{ApiError, ErrorBody, ReadErrors};
 use crate::extract::{parse_id, ApiQuery};
-use crate::paging::{page_window, PageQuery};
+use crate::paging::{Page, PageQuery, Window};
 use crate::routes::jobs::{job_page, JobPage};
 use crate::AppState;
 
@@ -23,9 +24,9 @@ pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<JobPage>, ApiError> {
+) -> Result<Json<Page<Job>>, ApiError> {
     let id = parse_id(&id)?;
-    page_window(query.page, query.limit)?;
+    let window = Window::new(query.page, query.limit)?;
     if !state.conveyor.store().job_exists(id).await? {
         return Err(ApiError::not_found(format!("job {id} not found")));
     }
@@ -33,5 +34,5 @@ pub async fn list(
         parent_id: Some(id),
         ..JobFilter::default()
     };
-    job_page(&state, filter, query.page, query.limit).await
+    job_page(&state, filter, window).await
 }
