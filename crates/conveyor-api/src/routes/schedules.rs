@@ -1,4 +1,5 @@
-//! Scheduled-jobs routes (SPEC §5): list, create, read, change, remove, trigger.
+//! Scheduled-jobs routes (cron schedules that enqueue a job on each tick): list,
+//! create, read, change, remove, trigger.
 //! Every create, change and removal sends NOTIFY `conveyor_schedules`, so running
 //! schedulers take it into account at once.
 

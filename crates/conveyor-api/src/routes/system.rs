@@ -16,7 +16,8 @@ use crate::extract::{ApiQuery, NoQuery};
 use crate::schemas::{ErrorGroupSchema, QueueStatsSchema};
 use crate::AppState;
 
-/// SPEC §6 alert thresholds.
+/// Alert thresholds (as in `config/prometheus/alerts.yml`): more waiting jobs than
+/// this in a queue, more failures than this in the last hour.
 const BACKLOG_WAITING: i64 = 1_000;
 const FAILED_PER_HOUR: i64 = 100;
 /// How long a service may take to answer a ping.
@@ -78,7 +79,8 @@ async fn ping<E>(f: impl std::future::Future<Output = Result<(), E>>) -> Service
     }
 }
 
-/// The SPEC §6 alert rules over the queue figures and the recent failures.
+/// The alerts of the three rules of `config/prometheus/alerts.yml` (a backlog, a
+/// stalled queue, many failures) over the queue figures and the recent failures.
 pub fn alerts(queues: &[QueueStats], failed_last_hour: i64) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for q in queues {
