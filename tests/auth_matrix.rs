@@ -1,11 +1,12 @@
-//! The auth matrix: every route the router serves (`conveyor_api::ROUTES`), called
-//! with no token, a viewer token and an admin token. Admin routes need a token;
-//! viewers may only GET; the open routes (`/health`, `/metrics`, `/openapi.json`)
-//! need none.
+//! The auth matrix: every route the router serves (the operations of its OpenAPI
+//! document, which it registers together with the handlers), called with no token,
+//! a viewer token and an admin token. Admin routes need a token; viewers may only
+//! GET; the open routes (`/health`, `/metrics`, `/openapi.json`) need none.
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use conveyor_api::{AppState, Auth, ROUTES};
+use conveyor_api::{AppState, Auth};
+use conveyor_tests::http::documented_routes;
 use conveyor_tests::TestEnv;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -74,7 +75,8 @@ async fn every_route_with_no_token_a_viewer_token_and_an_admin_token(pool: PgPoo
     let denied = |s: StatusCode| s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN;
 
     let mut admin_routes = 0;
-    for (method, pattern) in ROUTES {
+    for (method, pattern) in documented_routes(&app).await {
+        let (method, pattern) = (method.as_str(), pattern.as_str());
         let path = concrete(pattern);
         let (anonymous, body) = call(&app, method, &path, None).await;
         let (viewer, viewer_body) = call(&app, method, &path, Some(VIEWER)).await;
@@ -96,7 +98,7 @@ async fn every_route_with_no_token_a_viewer_token_and_an_admin_token(pool: PgPoo
             body["error"]["code"], "unauthorized",
             "{method} {pattern}: {body}"
         );
-        if *method == "GET" {
+        if method == "GET" {
             assert!(
                 !denied(viewer),
                 "{method} {pattern}: a viewer may read, got {viewer}"

@@ -328,3 +328,25 @@ pub async fn assert_refused(
     assert_eq!(env.job_rows().await, 0, "a refused request recorded a job");
     message
 }
+
+/// The keys of an OpenAPI path item that name an operation.
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Every operation of the document at `/openapi.json` as (METHOD, path), the path
+/// in OpenAPI syntax (`/api/admin/jobs/{id}`). The router registers each handler
+/// together with its operation, so these are the routes it serves.
+pub async fn documented_routes(app: &Router) -> Vec<(String, String)> {
+    let (status, doc) = send_json(app, Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    let paths = doc["paths"].as_object().expect("the document has paths");
+    let mut routes = Vec::new();
+    for (path, item) in paths {
+        let item = item.as_object().expect("a path item");
+        for method in item.keys().filter(|key| METHODS.contains(&key.as_str())) {
+            routes.push((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    routes
+}

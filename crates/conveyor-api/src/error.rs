@@ -1,13 +1,17 @@
 //! The API's one error type. 4xx bodies say which field and why; 5xx bodies are
 //! generic (the cause goes to the log, never to the client).
 
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use queue_core::error::{BrokerError, EnqueueError, JobStateError, StoreError};
 use queue_core::store::{DispatchError, DomainError};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::{self, ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -158,5 +162,95 @@ impl IntoResponse for ApiError {
             },
         };
         (self.status, Json(body)).into_response()
+    }
+}
+
+// The error answers as the OpenAPI document lists them. A route's
+// `#[utoipa::path(responses(...))]` names its success answers, the errors only it
+// gives (404, 409, 429) and one of the sets below.
+
+/// The services behind a route: what its 503 answer says is down.
+pub trait Backing {
+    const UNAVAILABLE: &'static str;
+}
+
+/// The job engine's routes reach PostgreSQL and Redis.
+pub struct PostgresAndRedis;
+
+impl Backing for PostgresAndRedis {
+    const UNAVAILABLE: &'static str = "PostgreSQL or Redis is unavailable";
+}
+
+/// The domain routes (authors, books, quotes) reach PostgreSQL only.
+pub struct Postgres;
+
+impl Backing for Postgres {
+    const UNAVAILABLE: &'static str = "PostgreSQL is unavailable";
+}
+
+/// The errors of an admin route that reads: 400 (a malformed id or query), 401
+/// (no token or an unknown one) and 503.
+pub struct ReadErrors<B = PostgresAndRedis>(PhantomData<B>);
+
+/// The errors of an admin route that writes without a body: those of
+/// [`ReadErrors`] and 403 (a viewer token).
+pub struct WriteErrors<B = PostgresAndRedis>(PhantomData<B>);
+
+/// The errors of an admin route that writes a JSON body: those of [`WriteErrors`]
+/// and 413 (a body over `api.body_limit_bytes`).
+pub struct BodyErrors<B = PostgresAndRedis>(PhantomData<B>);
+
+/// An answer with an [`ErrorBody`].
+pub fn error_response(description: &str) -> RefOr<openapi::Response> {
+    let body = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", body)
+        .build()
+        .into()
+}
+
+type Answers = BTreeMap<String, RefOr<openapi::Response>>;
+
+fn answers(list: &[(StatusCode, &str)]) -> Answers {
+    list.iter()
+        .map(|(status, description)| (status.as_str().to_owned(), error_response(description)))
+        .collect()
+}
+
+impl<B: Backing> IntoResponses for ReadErrors<B> {
+    fn responses() -> Answers {
+        answers(&[
+            (
+                StatusCode::BAD_REQUEST,
+                "Invalid input; the message names the field",
+            ),
+            (StatusCode::UNAUTHORIZED, "Missing or invalid token"),
+            (StatusCode::SERVICE_UNAVAILABLE, B::UNAVAILABLE),
+        ])
+    }
+}
+
+impl<B: Backing> IntoResponses for WriteErrors<B> {
+    fn responses() -> Answers {
+        let mut all = ReadErrors::<B>::responses();
+        all.extend(answers(&[(
+            StatusCode::FORBIDDEN,
+            "Viewer token on a write",
+        )]));
+        all
+    }
+}
+
+impl<B: Backing> IntoResponses for BodyErrors<B> {
+    fn responses() -> Answers {
+        let mut all = WriteErrors::<B>::responses();
+        all.extend(answers(&[(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Body over the limit",
+        )]));
+        all
     }
 }

@@ -1,5 +1,6 @@
-//! Strict JSON bodies: any parse error, unknown field or over-long body answers in
-//! the API's error shape, naming the field.
+//! Strict JSON bodies and query strings, and ids in paths and queries: any parse
+//! error, unknown field or over-long body answers in the API's error shape, naming
+//! the field.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
@@ -7,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use uuid::Uuid;
 
 use crate::error::ApiError;
 
@@ -97,3 +99,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoQuery {}
+
+/// Parses a path id, naming it when malformed.
+pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    parse_uuid("id", raw)
+}
+
+/// Parses an id given in the query string, naming its parameter when malformed.
+pub fn parse_query_id(name: &str, raw: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    raw.map(|raw| parse_uuid(name, raw)).transpose()
+}
+
+fn parse_uuid(name: &str, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::invalid(name, format!("`{raw}` is not a valid UUID")))
+}

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod http_metrics;
 pub mod openapi;
+pub mod paging;
 pub mod routes;
 pub mod schemas;
 pub mod streams;
@@ -15,11 +16,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use queue_core::broker::JobEventHub;
 use queue_core::metrics::Metrics;
 use queue_core::Conveyor;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::Auth;
 pub use error::ApiError;
@@ -55,108 +58,21 @@ impl AppState {
             metrics,
         }
     }
-}
 
-/// Every (method, path) the router serves, in OpenAPI path syntax. The `openapi`
-/// test checks that each is served and documented, and that nothing else is
-/// documented; add new routes here too.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/admin/jobs"),
-    ("GET", "/api/admin/jobs"),
-    ("POST", "/api/admin/jobs/bulk"),
-    ("GET", "/api/admin/jobs/{id}"),
-    ("DELETE", "/api/admin/jobs/{id}"),
-    ("GET", "/api/admin/jobs/{id}/children"),
-    ("GET", "/api/admin/jobs/{id}/events"),
-    ("POST", "/api/admin/jobs/{id}/retry"),
-    ("GET", "/api/admin/queues"),
-    ("GET", "/api/admin/jobs/queue/{name}/stats"),
-    ("POST", "/api/admin/jobs/queue/{name}/pause"),
-    ("POST", "/api/admin/jobs/queue/{name}/resume"),
-    ("POST", "/api/admin/jobs/queue/{name}/clean"),
-    ("GET", "/api/admin/dlq/{queue}"),
-    ("POST", "/api/admin/dlq/{queue}/replay"),
-    ("GET", "/api/admin/workers"),
-    ("GET", "/api/admin/scheduled-jobs"),
-    ("POST", "/api/admin/scheduled-jobs"),
-    ("GET", "/api/admin/scheduled-jobs/{id}"),
-    ("PATCH", "/api/admin/scheduled-jobs/{id}"),
-    ("DELETE", "/api/admin/scheduled-jobs/{id}"),
-    ("POST", "/api/admin/scheduled-jobs/{id}/trigger"),
-    ("GET", "/api/admin/system/status"),
-    ("GET", "/api/admin/metrics/summary"),
-    ("GET", "/api/admin/errors"),
-    ("POST", "/api/admin/authors"),
-    ("GET", "/api/admin/authors"),
-    ("GET", "/api/admin/authors/{id}"),
-    ("GET", "/api/admin/books"),
-    ("GET", "/api/admin/books/{id}"),
-    ("GET", "/api/admin/quotes"),
-    ("GET", "/api/admin/quotes/{id}"),
-    ("GET", "/api/admin/session"),
-    ("GET", "/health"),
-    ("GET", "/openapi.json"),
-    ("GET", "/metrics"),
-];
+    /// The names of the configured queues, in order.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.conveyor.config().queues.keys().cloned().collect()
+    }
+}
 
 /// The application: admin routes behind auth, `/health` open, errors in the
 /// `{"error": {"code", "message"}}` shape everywhere (also for unknown routes).
+/// `GET /openapi.json` serves the document [`api`] builds with the routes.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.conveyor.config().api.body_limit_bytes;
-    let admin = Router::new()
-        .route("/jobs", post(routes::jobs::create).get(routes::jobs::list))
-        .route("/jobs/bulk", post(routes::jobs::create_bulk))
-        .route(
-            "/jobs/{id}",
-            get(routes::jobs::get_one).delete(routes::jobs::cancel),
-        )
-        .route("/jobs/{id}/children", get(routes::jobs::children))
-        .route("/jobs/{id}/events", get(routes::events::events))
-        .route("/jobs/{id}/retry", post(routes::jobs::retry))
-        .route("/queues", get(routes::queues::list))
-        .route("/jobs/queue/{name}/stats", get(routes::queues::stats))
-        .route("/jobs/queue/{name}/pause", post(routes::queues::pause))
-        .route("/jobs/queue/{name}/resume", post(routes::queues::resume))
-        .route("/jobs/queue/{name}/clean", post(routes::queues::clean))
-        .route("/dlq/{queue}", get(routes::dlq::list))
-        .route("/dlq/{queue}/replay", post(routes::dlq::replay))
-        .route("/workers", get(routes::workers::list))
-        .route(
-            "/scheduled-jobs",
-            get(routes::schedules::list).post(routes::schedules::create),
-        )
-        .route(
-            "/scheduled-jobs/{id}",
-            get(routes::schedules::get_one)
-                .patch(routes::schedules::update)
-                .delete(routes::schedules::delete),
-        )
-        .route(
-            "/scheduled-jobs/{id}/trigger",
-            post(routes::schedules::trigger),
-        )
-        .route("/system/status", get(routes::system::status))
-        .route("/metrics/summary", get(routes::system::summary))
-        .route("/errors", get(routes::system::errors))
-        .route(
-            "/authors",
-            post(routes::authors::create).get(routes::authors::list),
-        )
-        .route("/authors/{id}", get(routes::authors::get_one))
-        .route("/books", get(routes::books::list))
-        .route("/books/{id}", get(routes::books::get_one))
-        .route("/quotes", get(routes::quotes::list))
-        .route("/quotes/{id}", get(routes::quotes::get_one))
-        .route("/session", get(routes::session::session))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
-    Router::new()
-        .nest("/api/admin", admin)
-        .route("/health", get(routes::health::health))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/metrics", get(routes::system::metrics))
+    let (app, doc) = api(&state).split_for_parts();
+    let doc = openapi::Document::new(doc, &state);
+    app
         // After the routes: a route layer sees the matched route's template.
         .route_layer(axum::middleware::from_fn_with_state(
             state.http.clone(),
@@ -174,5 +90,57 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(doc))
         .with_state(state)
+}
+
+/// Every route with its OpenAPI description: `routes!` registers each handler at
+/// the path and method of its `#[utoipa::path]` and adds that operation to the
+/// document, so what is served and what is documented cannot drift apart. Handlers
+/// sharing a path go into one `routes!`.
+fn api(state: &AppState) -> OpenApiRouter<AppState> {
+    use routes::{
+        authors, books, dlq, health, jobs, queues, quotes, schedules, session, system, workers,
+    };
+    let admin = OpenApiRouter::default()
+        .routes(routes!(jobs::create, jobs::list))
+        .routes(routes!(jobs::bulk::create))
+        .routes(routes!(jobs::get_one, jobs::cancel))
+        .routes(routes!(jobs::children::list))
+        .routes(routes!(jobs::events::stream))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::stats))
+        .routes(routes!(queues::pause))
+        .routes(routes!(queues::resume))
+        .routes(routes!(queues::clean))
+        .routes(routes!(dlq::list))
+        .routes(routes!(dlq::replay))
+        .routes(routes!(workers::list))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(
+            schedules::get_one,
+            schedules::update,
+            schedules::delete
+        ))
+        .routes(routes!(schedules::trigger))
+        .routes(routes!(system::status))
+        .routes(routes!(system::summary))
+        .routes(routes!(system::errors))
+        .routes(routes!(authors::create, authors::list))
+        .routes(routes!(authors::get_one))
+        .routes(routes!(books::list))
+        .routes(routes!(books::get_one))
+        .routes(routes!(quotes::list))
+        .routes(routes!(quotes::get_one))
+        .routes(routes!(session::session))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(admin)
+        .routes(routes!(health::health))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(system::metrics))
 }

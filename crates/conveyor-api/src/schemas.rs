@@ -23,7 +23,7 @@ pub enum JobStatusSchema {
     Cancelled,
 }
 
-/// A job record (SPEC §4).
+/// A job record.
 #[derive(ToSchema)]
 #[schema(as = Job)]
 #[serde(rename_all = "camelCase")]

@@ -7,14 +7,14 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use queue_core::store::domain::is_wikidata_id;
 use queue_core::store::Author;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, NoQuery};
-use crate::routes::jobs::{page_window, parse_id};
+use crate::error::{ApiError, BodyErrors, ErrorBody, Postgres, ReadErrors};
+use crate::extract::{parse_id, ApiJson, ApiQuery, NoQuery};
+use crate::paging::{page_schema, Page, PageQuery, Window};
 use crate::AppState;
 
 /// Longest author name accepted, in characters.
@@ -63,28 +63,9 @@ pub struct CreateAuthor {
     pub wikidata_id: Option<String>,
 }
 
-/// Query of `GET /api/admin/authors`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuthorListQuery {
-    /// From 1 (default 1).
-    #[param(minimum = 1)]
-    pub page: Option<i64>,
-    /// 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<i64>,
-}
-
-/// One page of authors, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuthorPage {
-    #[schema(value_type = Vec<AuthorSchema>)]
-    pub items: Vec<Author>,
-    pub page: i64,
-    pub limit: i64,
-    /// Authors on every page.
-    pub total: i64,
+page_schema! {
+    /// One page of authors, newest first.
+    AuthorPage of AuthorSchema, total: " Authors on every page."
 }
 
 fn not_found(id: Uuid) -> ApiError {
@@ -115,12 +96,8 @@ fn checked_name(raw: &str) -> Result<&str, ApiError> {
     request_body = CreateAuthor,
     responses(
         (status = 201, description = "Created; `Location` names the author", body = AuthorSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 409, description = "Another author has this wikidataId", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        BodyErrors<Postgres>
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -152,25 +129,18 @@ pub async fn create(
 
 /// `GET /api/admin/authors?page=&limit=`: newest first.
 #[utoipa::path(get, path = "/api/admin/authors", operation_id = "listAuthors", tag = "authors", security(("bearer" = [])),
-    params(AuthorListQuery),
+    params(PageQuery),
     responses(
         (status = 200, description = "One page of authors, newest first", body = AuthorPage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn list(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<AuthorListQuery>,
-) -> Result<Json<AuthorPage>, ApiError> {
-    let (page, limit, offset) = page_window(query.page, query.limit)?;
-    let (items, total) = state.conveyor.store().author_page(limit, offset).await?;
-    Ok(Json(AuthorPage {
-        items,
-        page,
-        limit,
-        total,
-    }))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Author>>, ApiError> {
+    let window = Window::new(query.page, query.limit)?;
+    let store = state.conveyor.store();
+    Ok(window.answer(store.author_page(window.limit, window.offset).await?))
 }
 
 /// `GET /api/admin/authors/:id`.
@@ -178,10 +148,8 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The author id")),
     responses(
         (status = 200, description = "The author", body = AuthorSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such author", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn get_one(
     State(state): State<AppState>,

@@ -5,14 +5,14 @@ use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use queue_core::store::Book;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiQuery, NoQuery};
-use crate::routes::jobs::{page_window, parse_id};
+use crate::error::{ApiError, ErrorBody, Postgres, ReadErrors};
+use crate::extract::{parse_id, parse_query_id, ApiQuery, NoQuery};
+use crate::paging::{page_schema, Page, Window};
 use crate::AppState;
 
 /// A book without its text (mirrors `queue_core::store::Book`).
@@ -56,24 +56,9 @@ pub struct BookListQuery {
     pub limit: Option<i64>,
 }
 
-/// One page of books, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BookPage {
-    #[schema(value_type = Vec<BookSchema>)]
-    pub items: Vec<Book>,
-    pub page: i64,
-    pub limit: i64,
-    /// Matching books on every page.
-    pub total: i64,
-}
-
-/// Parses an id given in the query string, naming its parameter when malformed.
-pub fn parse_query_id(name: &str, raw: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    raw.map(|raw| {
-        Uuid::parse_str(raw)
-            .map_err(|_| ApiError::invalid(name, format!("`{raw}` is not a valid UUID")))
-    })
-    .transpose()
+page_schema! {
+    /// One page of books, newest first.
+    BookPage of BookSchema, total: " Matching books on every page."
 }
 
 /// `GET /api/admin/books?authorId=&page=&limit=`: newest first.
@@ -81,27 +66,20 @@ pub fn parse_query_id(name: &str, raw: Option<&str>) -> Result<Option<Uuid>, Api
     params(BookListQuery),
     responses(
         (status = 200, description = "One page of books, newest first", body = BookPage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<BookListQuery>,
-) -> Result<Json<BookPage>, ApiError> {
+) -> Result<Json<Page<Book>>, ApiError> {
     let author_id = parse_query_id("authorId", query.author_id.as_deref())?;
-    let (page, limit, offset) = page_window(query.page, query.limit)?;
-    let (items, total) = state
-        .conveyor
-        .store()
-        .book_page(author_id, limit, offset)
-        .await?;
-    Ok(Json(BookPage {
-        items,
-        page,
-        limit,
-        total,
-    }))
+    let window = Window::new(query.page, query.limit)?;
+    let store = state.conveyor.store();
+    Ok(window.answer(
+        store
+            .book_page(author_id, window.limit, window.offset)
+            .await?,
+    ))
 }
 
 /// `GET /api/admin/books/:id`.
@@ -109,10 +87,8 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The book id")),
     responses(
         (status = 200, description = "The book (without its text)", body = BookSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such book", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn get_one(
     State(state): State<AppState>,

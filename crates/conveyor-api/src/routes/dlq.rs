@@ -6,7 +6,7 @@ use queue_core::broker::DeadLetter;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, BodyErrors, ReadErrors};
 use crate::extract::{ApiJsonOrEmpty, ApiQuery, NoQuery};
 use crate::routes::queues::known_queue;
 use crate::schemas::DeadLetterSchema;
@@ -33,9 +33,7 @@ pub struct DlqQuery {
     params(("queue" = String, Path, description = "A configured queue"), DlqQuery),
     responses(
         (status = 200, description = "Dead letters, oldest first", body = Vec<DeadLetterSchema>),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -78,11 +76,7 @@ pub struct Replayed {
     request_body(content = Option<ReplayBody>, description = "Empty body: replay all"),
     responses(
         (status = 200, description = "Jobs replayed", body = Replayed),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn replay(
     State(state): State<AppState>,

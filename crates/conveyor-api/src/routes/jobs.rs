@@ -1,4 +1,9 @@
-//! Job routes: create, bulk create, read, list, children, retry.
+//! Job routes: create, read, cancel, list, retry; bulk create, a parent's children
+//! and a job's event stream in the submodules.
+
+pub mod bulk;
+pub mod children;
+pub mod events;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -11,10 +16,10 @@ use queue_core::store::JobFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, NoQuery};
+use crate::error::{ApiError, BodyErrors, ErrorBody, ReadErrors, WriteErrors};
+use crate::extract::{parse_id, parse_query_id, ApiJson, ApiQuery, NoQuery};
+use crate::paging::{page_schema, Page, Window};
 use crate::routes::queues::known_queue;
 use crate::schemas::{JobSchema, JobWithExecutionsSchema};
 use crate::AppState;
@@ -109,11 +114,7 @@ impl CreateJob {
     responses(
         (status = 201, description = "Created; `Location` names the job", body = JobSchema),
         (status = 200, description = "A job with this idempotency key exists already", body = JobSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -135,63 +136,6 @@ pub async fn create(
     Ok((status, [(header::LOCATION, location)], Json(enqueued.job)).into_response())
 }
 
-/// Body of `POST /api/admin/jobs/bulk`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BulkBody {
-    pub jobs: Vec<CreateJob>,
-}
-
-/// Ids of the jobs a bulk create made, in order.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BulkCreated {
-    pub ids: Vec<Uuid>,
-}
-
-/// `POST /api/admin/jobs/bulk` → 201 `{ids}`; all or nothing.
-#[utoipa::path(post, path = "/api/admin/jobs/bulk", operation_id = "createJobsBulk", tag = "jobs", security(("bearer" = [])),
-    request_body = BulkBody,
-    responses(
-        (status = 201, description = "Every job created (all or nothing)", body = BulkCreated),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
-    ))]
-pub async fn create_bulk(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<BulkBody>,
-) -> Result<Response, ApiError> {
-    if body.jobs.is_empty() {
-        return Err(ApiError::invalid("jobs", "must hold at least one job"));
-    }
-    let jobs = body
-        .jobs
-        .into_iter()
-        .enumerate()
-        .map(|(i, j)| {
-            j.into_new_job().map_err(|mut e| {
-                e.message = format!("jobs[{i}].{}", e.message);
-                e
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let labels: Vec<(String, String)> = jobs
-        .iter()
-        .map(|j| (j.queue.clone(), j.job_type.clone()))
-        .collect();
-    let ids = state.conveyor.enqueue_many(jobs).await?;
-    for (queue, job_type) in &labels {
-        state
-            .metrics
-            .enqueued
-            .with_label_values(&[queue.as_str(), job_type.as_str()])
-            .inc();
-    }
-    Ok((StatusCode::CREATED, Json(BulkCreated { ids })).into_response())
-}
-
 /// A job with its attempts.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -201,21 +145,13 @@ pub struct JobWithExecutions {
     pub executions: Vec<Execution>,
 }
 
-/// Parses a path id, naming it when malformed.
-pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a valid UUID")))
-}
-
 /// `GET /api/admin/jobs/:id`.
 #[utoipa::path(get, path = "/api/admin/jobs/{id}", operation_id = "getJob", tag = "jobs", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The job id")),
     responses(
         (status = 200, description = "The job with its attempts", body = JobWithExecutionsSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -239,11 +175,8 @@ pub async fn get_one(
         (status = 200, description = "Waiting job cancelled", body = JobSchema),
         (status = 202, description = "Running job: cancellation requested", body = JobSchema),
         (status = 204, description = "Finished job: record deleted"),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -281,10 +214,6 @@ pub async fn cancel(
     Ok((status, Json(job)).into_response())
 }
 
-/// Largest page size of the job lists.
-pub const MAX_PAGE_SIZE: i64 = 100;
-const DEFAULT_PAGE_SIZE: i64 = 20;
-
 /// Query of `GET /api/admin/jobs`. Numbers are read as signed so that a negative
 /// one gets the range message rather than a parse error.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -306,67 +235,20 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-/// Query of `GET /api/admin/jobs/:id/children`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// From 1 (default 1).
-    #[param(minimum = 1)]
-    pub page: Option<i64>,
-    /// 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<i64>,
+page_schema! {
+    /// One page of a job list, newest first.
+    JobPage of JobSchema, total: " Matching jobs on every page."
 }
 
-/// One page of a job list, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct JobPage {
-    #[schema(value_type = Vec<JobSchema>)]
-    pub items: Vec<Job>,
-    pub page: i64,
-    pub limit: i64,
-    /// Matching jobs on every page.
-    pub total: i64,
-}
-
-/// Checks `page` (from 1) and `limit` (1 to 100); returns (page, limit, offset).
-pub fn page_window(page: Option<i64>, limit: Option<i64>) -> Result<(i64, i64, i64), ApiError> {
-    let page = page.unwrap_or(1);
-    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if page < 1 {
-        return Err(ApiError::invalid("page", "must be at least 1"));
-    }
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
-    let offset = (page - 1)
-        .checked_mul(limit)
-        .ok_or_else(|| ApiError::invalid("page", "is too large"))?;
-    Ok((page, limit, offset))
-}
-
-async fn job_page(
+/// The `window` of the jobs `filter` matches.
+pub(crate) async fn job_page(
     state: &AppState,
     filter: JobFilter,
-    page: Option<i64>,
-    limit: Option<i64>,
-) -> Result<Json<JobPage>, ApiError> {
-    let (page, limit, offset) = page_window(page, limit)?;
-    let (items, total) = state
-        .conveyor
-        .store()
-        .job_page(&filter, limit, offset)
-        .await?;
-    Ok(Json(JobPage {
-        items,
-        page,
-        limit,
-        total,
-    }))
+    window: Window,
+) -> Result<Json<Page<Job>>, ApiError> {
+    let store = state.conveyor.store();
+    let found = store.job_page(&filter, window.limit, window.offset).await?;
+    Ok(window.answer(found))
 }
 
 /// `GET /api/admin/jobs?queue=&status=&jobType=&parentId=&page=&limit=`.
@@ -374,14 +256,12 @@ async fn job_page(
     params(ListQuery),
     responses(
         (status = 200, description = "One page of jobs, newest first", body = JobPage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<JobPage>, ApiError> {
+) -> Result<Json<Page<Job>>, ApiError> {
     if let Some(queue) = &query.queue {
         known_queue(&state, "queue", queue)?;
     }
@@ -391,49 +271,14 @@ pub async fn list(
         .map(str::parse::<JobStatus>)
         .transpose()
         .map_err(|e| ApiError::invalid("status", e))?;
-    let parent_id = query
-        .parent_id
-        .as_deref()
-        .map(|raw| {
-            Uuid::parse_str(raw)
-                .map_err(|_| ApiError::invalid("parentId", format!("`{raw}` is not a valid UUID")))
-        })
-        .transpose()?;
+    let parent_id = parse_query_id("parentId", query.parent_id.as_deref())?;
     let filter = JobFilter {
         queue: query.queue,
         status,
         job_type: query.job_type,
         parent_id,
     };
-    job_page(&state, filter, query.page, query.limit).await
-}
-
-/// `GET /api/admin/jobs/:id/children?page=&limit=`: a parent's children, newest
-/// first (404 when the parent does not exist).
-#[utoipa::path(get, path = "/api/admin/jobs/{id}/children", operation_id = "listChildren", tag = "jobs", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The job id"), PageQuery),
-    responses(
-        (status = 200, description = "One page of the parent's children, newest first", body = JobPage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 404, description = "No such job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
-    ))]
-pub async fn children(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<JobPage>, ApiError> {
-    let id = parse_id(&id)?;
-    page_window(query.page, query.limit)?;
-    if !state.conveyor.store().job_exists(id).await? {
-        return Err(ApiError::not_found(format!("job {id} not found")));
-    }
-    let filter = JobFilter {
-        parent_id: Some(id),
-        ..JobFilter::default()
-    };
-    job_page(&state, filter, query.page, query.limit).await
+    job_page(&state, filter, Window::new(query.page, query.limit)?).await
 }
 
 /// `POST /api/admin/jobs/:id/retry`: FAILED or CANCELLED → PENDING with attempts
@@ -442,12 +287,9 @@ pub async fn children(
     params(("id" = Uuid, Path, description = "The job id")),
     responses(
         (status = 200, description = "FAILED or CANCELLED job back to PENDING", body = JobSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job's state does not allow it", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn retry(
     State(state): State<AppState>,

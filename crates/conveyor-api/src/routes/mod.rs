@@ -3,7 +3,6 @@
 pub mod authors;
 pub mod books;
 pub mod dlq;
-pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod queues;

@@ -6,7 +6,7 @@ use queue_core::job::JobStatus;
 use queue_core::store::QueueStats;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, BodyErrors, ReadErrors, WriteErrors};
 use crate::extract::{ApiJson, ApiQuery, NoQuery};
 use crate::schemas::QueueStatsSchema;
 use crate::AppState;
@@ -40,15 +40,13 @@ pub fn known_queue(state: &AppState, field: &str, queue: &str) -> Result<(), Api
 #[utoipa::path(get, path = "/api/admin/queues", operation_id = "listQueues", tag = "queues", security(("bearer" = [])),
     responses(
         (status = 200, description = "Stats of every configured queue", body = Vec<QueueStatsSchema>),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Json<Vec<QueueStats>>, ApiError> {
-    let queues: Vec<String> = state.conveyor.config().queues.keys().cloned().collect();
+    let queues = state.queue_names();
     Ok(Json(state.conveyor.store().queue_stats(&queues).await?))
 }
 
@@ -57,9 +55,7 @@ pub async fn list(
     params(("name" = String, Path, description = "A configured queue")),
     responses(
         (status = 200, description = "Job counts of the queue by state", body = QueueStatsSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn stats(
     State(state): State<AppState>,
@@ -98,10 +94,7 @@ async fn set_paused(state: AppState, name: String, paused: bool) -> Result<Json<
     params(("name" = String, Path, description = "A configured queue")),
     responses(
         (status = 200, description = "The queue is paused", body = Paused),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn pause(
     State(state): State<AppState>,
@@ -116,10 +109,7 @@ pub async fn pause(
     params(("name" = String, Path, description = "A configured queue")),
     responses(
         (status = 200, description = "The queue takes jobs again", body = Paused),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn resume(
     State(state): State<AppState>,
@@ -155,11 +145,7 @@ pub struct Cleaned {
     request_body = CleanBody,
     responses(
         (status = 200, description = "Finished records deleted", body = Cleaned),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn clean(
     State(state): State<AppState>,

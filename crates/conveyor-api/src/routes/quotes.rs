@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use queue_core::store::Quote;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiQuery, NoQuery};
-use crate::routes::books::parse_query_id;
-use crate::routes::jobs::{page_window, parse_id};
+use crate::error::{ApiError, ErrorBody, Postgres, ReadErrors};
+use crate::extract::{parse_id, parse_query_id, ApiQuery, NoQuery};
+use crate::paging::{page_schema, Page, Window};
 use crate::AppState;
 
 /// A quote (mirrors `queue_core::store::Quote`).
@@ -48,15 +47,9 @@ pub struct QuoteListQuery {
     pub limit: Option<i64>,
 }
 
-/// One page of quotes, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QuotePage {
-    #[schema(value_type = Vec<QuoteSchema>)]
-    pub items: Vec<Quote>,
-    pub page: i64,
-    pub limit: i64,
-    /// Matching quotes on every page.
-    pub total: i64,
+page_schema! {
+    /// One page of quotes, newest first.
+    QuotePage of QuoteSchema, total: " Matching quotes on every page."
 }
 
 /// `GET /api/admin/quotes?bookId=&page=&limit=`: newest first.
@@ -64,27 +57,20 @@ pub struct QuotePage {
     params(QuoteListQuery),
     responses(
         (status = 200, description = "One page of quotes, newest first", body = QuotePage),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<QuoteListQuery>,
-) -> Result<Json<QuotePage>, ApiError> {
+) -> Result<Json<Page<Quote>>, ApiError> {
     let book_id = parse_query_id("bookId", query.book_id.as_deref())?;
-    let (page, limit, offset) = page_window(query.page, query.limit)?;
-    let (items, total) = state
-        .conveyor
-        .store()
-        .quote_page(book_id, limit, offset)
-        .await?;
-    Ok(Json(QuotePage {
-        items,
-        page,
-        limit,
-        total,
-    }))
+    let window = Window::new(query.page, query.limit)?;
+    let store = state.conveyor.store();
+    Ok(window.answer(
+        store
+            .quote_page(book_id, window.limit, window.offset)
+            .await?,
+    ))
 }
 
 /// `GET /api/admin/quotes/:id`.
@@ -92,10 +78,8 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The quote id")),
     responses(
         (status = 200, description = "The quote", body = QuoteSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such quote", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
+        ReadErrors<Postgres>
     ))]
 pub async fn get_one(
     State(state): State<AppState>,

@@ -1,4 +1,5 @@
-//! Scheduled-jobs routes (SPEC §5): list, create, read, change, remove, trigger.
+//! Scheduled-jobs routes (cron schedules that enqueue a job on each tick): list,
+//! create, read, change, remove, trigger.
 //! Every create, change and removal sends NOTIFY `conveyor_schedules`, so running
 //! schedulers take it into account at once.
 
@@ -15,9 +16,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, NoQuery};
-use crate::routes::jobs::parse_id;
+use crate::error::{ApiError, BodyErrors, ErrorBody, ReadErrors, WriteErrors};
+use crate::extract::{parse_id, ApiJson, ApiQuery, NoQuery};
 use crate::schemas::JobSchema;
 use crate::AppState;
 
@@ -125,6 +125,13 @@ pub struct PatchSchedule {
     pub misfire_policy: Option<Option<String>>,
 }
 
+/// Replaces `slot` with a given value.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
 fn not_found(id: Uuid) -> ApiError {
     ApiError::not_found(format!("scheduled job {id} not found"))
 }
@@ -139,9 +146,7 @@ fn name_taken(name: &str) -> ApiError {
 #[utoipa::path(get, path = "/api/admin/scheduled-jobs", operation_id = "listScheduledJobs", tag = "schedules", security(("bearer" = [])),
     responses(
         (status = 200, description = "Scheduled jobs, by name", body = Vec<ScheduleSchema>),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -156,12 +161,8 @@ pub async fn list(
     request_body = CreateSchedule,
     responses(
         (status = 201, description = "Created", body = ScheduleSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -206,10 +207,8 @@ pub async fn create(
     params(("id" = Uuid, Path, description = "The scheduled job id")),
     responses(
         (status = 200, description = "The scheduled job", body = ScheduleSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such scheduled job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -229,13 +228,9 @@ pub async fn get_one(
     request_body = PatchSchedule,
     responses(
         (status = 200, description = "The changed scheduled job", body = ScheduleSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such scheduled job", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        BodyErrors
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -253,45 +248,19 @@ pub async fn update(
         .is_some_and(|c| *c != spec.cron_expression)
         || body.timezone.as_ref().is_some_and(|t| *t != spec.timezone)
         || body.status.is_some_and(|s| s != spec.status);
-    if let Some(v) = body.name {
-        spec.name = v;
-    }
-    if let Some(v) = body.description {
-        spec.description = v;
-    }
-    if let Some(v) = body.queue_name {
-        spec.queue_name = v;
-    }
-    if let Some(v) = body.job_type {
-        spec.job_type = v;
-    }
-    if let Some(v) = body.cron_expression {
-        spec.cron_expression = v;
-    }
-    if let Some(v) = body.timezone {
-        spec.timezone = v;
-    }
-    if let Some(v) = body.payload {
-        spec.payload = v;
-    }
-    if let Some(v) = body.retry_attempts {
-        spec.retry_attempts = v;
-    }
-    if let Some(v) = body.retry_delay {
-        spec.retry_delay_ms = v;
-    }
-    if let Some(v) = body.timeout {
-        spec.timeout_ms = v;
-    }
-    if let Some(v) = body.priority {
-        spec.priority = v.get();
-    }
-    if let Some(v) = body.status {
-        spec.status = v;
-    }
-    if let Some(v) = body.misfire_policy {
-        spec.misfire_policy = v;
-    }
+    set(&mut spec.name, body.name);
+    set(&mut spec.description, body.description);
+    set(&mut spec.queue_name, body.queue_name);
+    set(&mut spec.job_type, body.job_type);
+    set(&mut spec.cron_expression, body.cron_expression);
+    set(&mut spec.timezone, body.timezone);
+    set(&mut spec.payload, body.payload);
+    set(&mut spec.retry_attempts, body.retry_attempts);
+    set(&mut spec.retry_delay_ms, body.retry_delay);
+    set(&mut spec.timeout_ms, body.timeout);
+    set(&mut spec.priority, body.priority.map(Priority::get));
+    set(&mut spec.status, body.status);
+    set(&mut spec.misfire_policy, body.misfire_policy);
     let computed = scheduler::validate(&state.conveyor, &spec, Utc::now())?;
     let next = if timing_changed || current.next_run_at.is_none() {
         computed
@@ -310,11 +279,8 @@ pub async fn update(
     params(("id" = Uuid, Path, description = "The scheduled job id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such scheduled job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -335,11 +301,8 @@ pub async fn delete(
     params(("id" = Uuid, Path, description = "The scheduled job id")),
     responses(
         (status = 201, description = "The job enqueued", body = JobSchema),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Viewer token on a write", body = ErrorBody),
         (status = 404, description = "No such scheduled job", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        WriteErrors
     ))]
 pub async fn trigger(
     State(state): State<AppState>,

@@ -11,12 +11,13 @@ use queue_core::store::{ErrorGroup, QueueStats};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ReadErrors};
 use crate::extract::{ApiQuery, NoQuery};
 use crate::schemas::{ErrorGroupSchema, QueueStatsSchema};
 use crate::AppState;
 
-/// SPEC §6 alert thresholds.
+/// Alert thresholds (as in `config/prometheus/alerts.yml`): more waiting jobs than
+/// this in a queue, more failures than this in the last hour.
 const BACKLOG_WAITING: i64 = 1_000;
 const FAILED_PER_HOUR: i64 = 100;
 /// How long a service may take to answer a ping.
@@ -78,7 +79,8 @@ async fn ping<E>(f: impl std::future::Future<Output = Result<(), E>>) -> Service
     }
 }
 
-/// The SPEC §6 alert rules over the queue figures and the recent failures.
+/// The alerts of the three rules of `config/prometheus/alerts.yml` (a backlog, a
+/// stalled queue, many failures) over the queue figures and the recent failures.
 pub fn alerts(queues: &[QueueStats], failed_last_hour: i64) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for q in queues {
@@ -120,9 +122,7 @@ pub fn alerts(queues: &[QueueStats], failed_last_hour: i64) -> Vec<Alert> {
 #[utoipa::path(get, path = "/api/admin/system/status", operation_id = "systemStatus", tag = "system", security(("bearer" = [])),
     responses(
         (status = 200, description = "The system's status", body = SystemStatus),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn status(
     State(state): State<AppState>,
@@ -134,7 +134,7 @@ pub async fn status(
     let mut completed_last_minute = 0;
     let mut alerts_now = Vec::new();
     if postgres.status == "up" {
-        let names: Vec<String> = c.config().queues.keys().cloned().collect();
+        let names = state.queue_names();
         let store = c.store();
         let (stats, completed, failed) = tokio::try_join!(
             store.queue_stats(&names),
@@ -186,15 +186,13 @@ pub struct MetricsSummary {
 #[utoipa::path(get, path = "/api/admin/metrics/summary", operation_id = "metricsSummary", tag = "system", security(("bearer" = [])),
     responses(
         (status = 200, description = "Totals over every queue", body = MetricsSummary),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn summary(
     State(state): State<AppState>,
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
 ) -> Result<Json<MetricsSummary>, ApiError> {
-    let names: Vec<String> = state.conveyor.config().queues.keys().cloned().collect();
+    let names = state.queue_names();
     let store = state.conveyor.store();
     let (stats, average) = tokio::try_join!(
         store.queue_stats(&names),
@@ -243,9 +241,7 @@ const MAX_ERRORS: i64 = 100;
     params(ErrorsQuery),
     responses(
         (status = 200, description = "Error groups over the most recent 5 000 unsuccessful attempts, most recent first", body = Vec<ErrorGroupSchema>),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn errors(
     State(state): State<AppState>,
@@ -269,7 +265,7 @@ pub async fn errors(
         (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody)
     ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let names: Vec<String> = state.conveyor.config().queues.keys().cloned().collect();
+    let names = state.queue_names();
     let stats = state.conveyor.store().queue_stats(&names).await?;
     let gauge = &state.metrics.queue_jobs;
     for q in &stats {

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use queue_core::broker::WorkerInfo;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ReadErrors};
 use crate::extract::{ApiQuery, NoQuery};
 use crate::schemas::WorkerInfoSchema;
 use crate::AppState;
@@ -13,9 +13,7 @@ use crate::AppState;
 #[utoipa::path(get, path = "/api/admin/workers", operation_id = "listWorkers", tag = "workers", security(("bearer" = [])),
     responses(
         (status = 200, description = "Live workers", body = Vec<WorkerInfoSchema>),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
 pub async fn list(
     State(state): State<AppState>,

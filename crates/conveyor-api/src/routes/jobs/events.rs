@@ -24,9 +24,8 @@ use queue_core::store::Store;
 use tokio::sync::mpsc;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiQuery, NoQuery};
-use crate::routes::jobs::parse_id;
+use crate::error::{ApiError, ErrorBody, ReadErrors};
+use crate::extract::{parse_id, ApiQuery, NoQuery};
 use crate::AppState;
 
 /// One server-sent event of the stream (the schema describes each event).
@@ -61,13 +60,11 @@ const RECHECK: Duration = Duration::from_secs(5);
     params(("id" = uuid::Uuid, Path, description = "The job id")),
     responses(
         (status = 200, description = "An event stream of `status` and `progress` events with JSON data", content_type = "text/event-stream", body = JobEventFrame),
-        (status = 400, description = "Invalid input; the message names the field", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 429, description = "Too many event streams open (`too_many_streams`): this token's (`api.max_streams_per_token`) or the server's (`api.max_streams`)", body = ErrorBody),
-        (status = 503, description = "PostgreSQL or Redis is unavailable", body = ErrorBody)
+        ReadErrors
     ))]
-pub async fn events(
+pub async fn stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
