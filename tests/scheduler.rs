@@ -8,9 +8,10 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use conveyor_tests::schedules::{assert_contiguous, assert_on_time, create, spec, ticks, within};
 use conveyor_tests::{wait_for, TestEnv};
+use queue_core::cron::MisfirePolicy;
 use queue_core::job::JobStatus;
 use queue_core::scheduler::{self, Scheduler};
-use queue_core::store::{ScheduleSpec, ScheduleWrite, STATUS_DISABLED};
+use queue_core::store::{ScheduleSpec, ScheduleStatus, ScheduleWrite};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -96,7 +97,7 @@ async fn status_zero_stops_a_schedule(pool: PgPool) {
     let _scheduler = env.spawn_scheduler();
     wait_ticks(&env, s.id, 2, created, Duration::from_secs(20)).await;
     let mut off = ScheduleSpec::from(&s);
-    off.status = STATUS_DISABLED;
+    off.status = ScheduleStatus::Disabled;
     let next = scheduler::validate(&env.conveyor, &off, Utc::now()).unwrap();
     assert_eq!(next, None);
     let changed_at = Utc::now();
@@ -245,10 +246,10 @@ async fn missed_ticks_coalesce_into_one_run_by_default(pool: PgPool) {
     let env = TestEnv::new(pool).await;
     let coalesce = create(&env, &spec("coalesce", Q, "*/10 * * * * *")).await;
     let mut sp = spec("skip", Q, "*/10 * * * * *");
-    sp.misfire_policy = Some("skip".into());
+    sp.misfire_policy = Some(MisfirePolicy::Skip);
     let skip = create(&env, &sp).await;
     let mut sp = spec("all", Q, "*/10 * * * * *");
-    sp.misfire_policy = Some("all".into());
+    sp.misfire_policy = Some(MisfirePolicy::All);
     let all = create(&env, &sp).await;
     // The scheduler was down for five minutes: every schedule's next tick is old.
     let due = Utc

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use queue_core::scheduler;
-use queue_core::store::{Schedule, ScheduleSpec, ScheduleWrite};
+use queue_core::store::{Schedule, ScheduleSpec, ScheduleStatus, ScheduleWrite};
 use sqlx::types::chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
@@ -19,7 +19,7 @@ pub fn spec(name: &str, queue: &str, cron: &str) -> ScheduleSpec {
         job_type: "NOOP".into(),
         cron_expression: cron.into(),
         timezone: "Asia/Shanghai".into(),
-        status: 1,
+        status: ScheduleStatus::Enabled,
         payload: serde_json::json!({}),
         retry_attempts: None,
         retry_delay_ms: None,

@@ -257,6 +257,23 @@ impl FromStr for MisfirePolicy {
     }
 }
 
+/// Read from a text column (`scheduled_jobs.misfire_policy`).
+impl sqlx::Type<sqlx::Postgres> for MisfirePolicy {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <String as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for MisfirePolicy {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Ok(text.parse()?)
+    }
+}
+
 /// The ticks to fire now and the next tick to wait for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirePlan {

@@ -8,8 +8,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use queue_core::cron::MisfirePolicy;
 use queue_core::scheduler;
-use queue_core::store::{Schedule, ScheduleSpec, ScheduleWrite, STATUS_ENABLED};
+use queue_core::store::{Schedule, ScheduleSpec, ScheduleStatus, ScheduleWrite};
 use queue_core::{Job, Priority};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -81,9 +82,11 @@ pub struct CreateSchedule {
     #[schema(value_type = Option<Value>)]
     pub priority: Option<Priority>,
     /// 1 enabled (default), 0 disabled, 2 paused.
-    pub status: Option<i16>,
+    #[schema(value_type = Option<i16>)]
+    pub status: Option<ScheduleStatus>,
     /// coalesce (default), skip or all.
-    pub misfire_policy: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub misfire_policy: Option<MisfirePolicy>,
 }
 
 /// Reads a present field (even `null`) as `Some`, so a change can clear it.
@@ -119,10 +122,11 @@ pub struct PatchSchedule {
     pub timeout: Option<Option<i32>>,
     #[schema(value_type = Option<Value>)]
     pub priority: Option<Priority>,
-    pub status: Option<i16>,
+    #[schema(value_type = Option<i16>)]
+    pub status: Option<ScheduleStatus>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    pub misfire_policy: Option<Option<String>>,
+    pub misfire_policy: Option<Option<MisfirePolicy>>,
 }
 
 /// Replaces `slot` with a given value.
@@ -176,7 +180,7 @@ pub async fn create(
         job_type: body.job_type,
         cron_expression: body.cron_expression,
         timezone: body.timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.into()),
-        status: body.status.unwrap_or(STATUS_ENABLED),
+        status: body.status.unwrap_or_default(),
         payload: body
             .payload
             .unwrap_or_else(|| Value::Object(Default::default())),

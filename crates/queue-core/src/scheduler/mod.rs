@@ -29,11 +29,11 @@ use uuid::Uuid;
 
 use crate::client::{Conveyor, Enqueued};
 use crate::config::SchedulerConfig;
-use crate::cron::{self, Clock, MisfirePolicy, SystemClock};
+use crate::cron::{self, Clock, SystemClock};
 use crate::error::{EnqueueError, StoreError};
 use crate::job::{Backoff, JobStatus, NewJob, Priority};
 use crate::service::{self, Liveness};
-use crate::store::schedules::{self, Schedule, ScheduleSpec, SCHEDULES_CHANNEL, STATUS_ENABLED};
+use crate::store::schedules::{self, Schedule, ScheduleSpec, ScheduleStatus, SCHEDULES_CHANNEL};
 
 /// The least pause between two retention batches; a batch that took longer is
 /// followed by a pause as long as itself, so retention keeps to about half of one
@@ -89,16 +89,6 @@ pub fn validate(
             .unwrap_or(message);
         bad(e.field(), message)
     })?;
-    if !(0..=2).contains(&spec.status) {
-        return Err(bad(
-            "status",
-            "must be 1 (enabled), 0 (disabled) or 2 (paused)".into(),
-        ));
-    }
-    if let Some(p) = &spec.misfire_policy {
-        p.parse::<MisfirePolicy>()
-            .map_err(|m| bad("misfirePolicy", m))?;
-    }
     Priority::new(spec.priority).map_err(|m| bad("priority", m))?;
     if let Some(n) = spec.retry_attempts {
         if !(1..=1_000).contains(&n) {
@@ -125,7 +115,7 @@ pub fn validate(
             },
             other => other,
         })?;
-    Ok(if spec.status == STATUS_ENABLED {
+    Ok(if spec.status == ScheduleStatus::Enabled {
         parsed.next_after(now)
     } else {
         None
@@ -274,11 +264,7 @@ impl Scheduler {
                     continue;
                 }
             };
-            let policy = s
-                .misfire_policy
-                .as_deref()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(self.config.misfire);
+            let policy = s.misfire_policy.unwrap_or(self.config.misfire);
             let plan = cron::plan(&parsed, due_at, now, policy, grace);
             let mut last_run = None;
             for tick in plan.fire {

@@ -29,10 +29,7 @@ pub use jobs::{InsertedJob, JobFilter};
 pub use recovery::{Recovered, WaitingJob};
 pub use reports::{ErrorGroup, ERROR_WINDOW};
 pub use retention::{PruneCursor, RETENTION_BATCH};
-pub use schedules::{
-    Schedule, ScheduleSpec, ScheduleWrite, SCHEDULES_CHANNEL, STATUS_DISABLED, STATUS_ENABLED,
-    STATUS_PAUSED,
-};
+pub use schedules::{Schedule, ScheduleSpec, ScheduleStatus, ScheduleWrite, SCHEDULES_CHANNEL};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};

@@ -7,15 +7,57 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::Store;
+use crate::cron::MisfirePolicy;
 use crate::error::StoreError;
 
 /// Channel that tells schedulers a schedule was created, changed or removed.
 pub const SCHEDULES_CHANNEL: &str = "conveyor_schedules";
 
-/// Schedule states, as the API writes them (`status`: 1, 0 or 2).
-pub const STATUS_DISABLED: i16 = 0;
-pub const STATUS_ENABLED: i16 = 1;
-pub const STATUS_PAUSED: i16 = 2;
+/// A schedule's state; the API and the table write it as an integer (1 enabled,
+/// 0 disabled, 2 paused). Only an enabled schedule fires by itself; a trigger
+/// runs any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScheduleStatus {
+    Disabled,
+    #[default]
+    Enabled,
+    Paused,
+}
+
+impl ScheduleStatus {
+    pub fn code(self) -> i16 {
+        match self {
+            Self::Disabled => 0,
+            Self::Enabled => 1,
+            Self::Paused => 2,
+        }
+    }
+}
+
+impl TryFrom<i16> for ScheduleStatus {
+    type Error = String;
+    fn try_from(code: i16) -> Result<Self, Self::Error> {
+        match code {
+            0 => Ok(Self::Disabled),
+            1 => Ok(Self::Enabled),
+            2 => Ok(Self::Paused),
+            _ => Err("must be 1 (enabled), 0 (disabled) or 2 (paused)".into()),
+        }
+    }
+}
+
+impl Serialize for ScheduleStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i16(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for ScheduleStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = i16::deserialize(d)?;
+        Self::try_from(code).map_err(serde::de::Error::custom)
+    }
+}
 
 /// A scheduled job as stored, serialized in the API's camelCase.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
@@ -28,8 +70,8 @@ pub struct Schedule {
     pub job_type: String,
     pub cron_expression: String,
     pub timezone: String,
-    /// 1 enabled, 0 disabled, 2 paused.
-    pub status: i16,
+    #[sqlx(try_from = "i16")]
+    pub status: ScheduleStatus,
     pub payload: Value,
     /// Max attempts of each job (None: the queue's).
     pub retry_attempts: Option<i32>,
@@ -40,8 +82,8 @@ pub struct Schedule {
     #[serde(rename = "timeout")]
     pub timeout_ms: Option<i32>,
     pub priority: i32,
-    /// `coalesce`, `skip` or `all` (None: the scheduler's configured default).
-    pub misfire_policy: Option<String>,
+    /// None: the scheduler's configured default.
+    pub misfire_policy: Option<MisfirePolicy>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_run_at: Option<DateTime<Utc>>,
@@ -58,13 +100,13 @@ pub struct ScheduleSpec {
     pub job_type: String,
     pub cron_expression: String,
     pub timezone: String,
-    pub status: i16,
+    pub status: ScheduleStatus,
     pub payload: Value,
     pub retry_attempts: Option<i32>,
     pub retry_delay_ms: Option<i64>,
     pub timeout_ms: Option<i32>,
     pub priority: i32,
-    pub misfire_policy: Option<String>,
+    pub misfire_policy: Option<MisfirePolicy>,
 }
 
 impl From<&Schedule> for ScheduleSpec {
@@ -82,7 +124,7 @@ impl From<&Schedule> for ScheduleSpec {
             retry_delay_ms: s.retry_delay_ms,
             timeout_ms: s.timeout_ms,
             priority: s.priority,
-            misfire_policy: s.misfire_policy.clone(),
+            misfire_policy: s.misfire_policy,
         }
     }
 }
@@ -290,12 +332,12 @@ fn bind_spec<'q>(
         .bind(&spec.job_type)
         .bind(&spec.cron_expression)
         .bind(&spec.timezone)
-        .bind(spec.status)
+        .bind(spec.status.code())
         .bind(&spec.payload)
         .bind(spec.retry_attempts)
         .bind(spec.retry_delay_ms)
         .bind(spec.timeout_ms)
         .bind(spec.priority)
-        .bind(&spec.misfire_policy)
+        .bind(spec.misfire_policy.map(MisfirePolicy::as_str))
         .bind(next_run_at)
 }
