@@ -1,11 +1,13 @@
-//! The web dashboard: one HTML page, a stylesheet, a script and an icon, all
-//! embedded in the binary (`crates/conveyor-api/dashboard/`), served without a token
-//! (the page asks for one and sends it to `/api/admin/*` as the bearer token).
+//! The web dashboard: one HTML page, a stylesheet, its script (ES modules: the
+//! entry `app.js` and the modules it imports) and an icon, all embedded in the
+//! binary (`crates/conveyor-api/dashboard/`), served without a token (the page
+//! asks for one and sends it to `/api/admin/*` as the bearer token).
 //!
 //! Every page path ([`PAGES`]) answers the same HTML; the script routes on the
-//! client. Assets live under `/dashboard/` and are referenced with `?v=<hash of
-//! their content>`, so a versioned request may be cached for a year while the page
-//! itself is revalidated (ETag) on every load. Bodies are gzip-compressed once, on
+//! client. Assets live under `/dashboard/` and the page references them with
+//! `?v=<hash of their content>`, so a versioned request may be cached for a year
+//! while the page itself is revalidated (ETag) on every load. The modules that
+//! `app.js` imports are asked for without a version and revalidated the same way. Bodies are gzip-compressed once, on
 //! first use, and sent compressed to clients that accept gzip. Every answer carries
 //! a Content-Security-Policy that allows only the dashboard's own origin.
 //!
@@ -43,12 +45,55 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const INDEX_HTML: &str = include_str!("../dashboard/index.html");
-/// The embedded assets: (file name under `/dashboard/`, content type, content).
+const JS: &str = "text/javascript; charset=utf-8";
+/// The embedded assets: (path under `/dashboard/`, content type, content). The
+/// page loads `app.js` as a module; the other scripts are the modules it imports
+/// (relative imports, so each path here is the one its importer asks for).
 const FILES: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("../dashboard/app.js")),
+    ("api.js", JS, include_str!("../dashboard/api.js")),
+    ("ui.js", JS, include_str!("../dashboard/ui.js")),
+    ("view.js", JS, include_str!("../dashboard/view.js")),
+    ("router.js", JS, include_str!("../dashboard/router.js")),
     (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../dashboard/app.js"),
+        "pages/overview.js",
+        JS,
+        include_str!("../dashboard/pages/overview.js"),
+    ),
+    (
+        "pages/jobs.js",
+        JS,
+        include_str!("../dashboard/pages/jobs.js"),
+    ),
+    (
+        "pages/job.js",
+        JS,
+        include_str!("../dashboard/pages/job.js"),
+    ),
+    (
+        "pages/queues.js",
+        JS,
+        include_str!("../dashboard/pages/queues.js"),
+    ),
+    (
+        "pages/dead_letters.js",
+        JS,
+        include_str!("../dashboard/pages/dead_letters.js"),
+    ),
+    (
+        "pages/scheduled.js",
+        JS,
+        include_str!("../dashboard/pages/scheduled.js"),
+    ),
+    (
+        "pages/workers.js",
+        JS,
+        include_str!("../dashboard/pages/workers.js"),
+    ),
+    (
+        "pages/domain.js",
+        JS,
+        include_str!("../dashboard/pages/domain.js"),
     ),
     (
         "app.css",
@@ -129,7 +174,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let router = PAGES
         .iter()
         .fold(Router::new(), |router, path| router.route(path, get(page)));
-    router.route("/dashboard/{file}", get(asset))
+    router.route("/dashboard/{*file}", get(asset))
 }
 
 async fn page(headers: HeaderMap) -> Response {
@@ -290,8 +335,19 @@ mod tests {
     async fn the_page_names_each_asset_by_its_version() {
         let html = String::from_utf8(ASSETS.index.raw.clone()).unwrap();
         assert!(!html.contains("{{"), "an unreplaced placeholder: {html}");
+        let imported = imported_modules();
         for file in &ASSETS.files {
             let url = format!("/dashboard/{}?v={}", file.name, file.version);
+            if imported.contains(&file.name.to_string()) {
+                // A module is asked for by its importer, without a version.
+                let (status, headers, body) =
+                    get_with(&format!("/dashboard/{}", file.name), &[]).await;
+                assert_eq!(status, StatusCode::OK, "{}", file.name);
+                assert_eq!(headers[header::CONTENT_TYPE], file.content_type);
+                assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+                assert_eq!(body, file.raw);
+                continue;
+            }
             assert!(html.contains(&url), "the page does not load {url}");
             let (status, headers, body) = get_with(&url, &[]).await;
             assert_eq!(status, StatusCode::OK);
@@ -307,6 +363,64 @@ mod tests {
         assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
         let (status, _, _) = get_with("/dashboard/nope.js", &[]).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    /// Resolves `import ... from "<relative path>"` of every script against the
+    /// importing script's path (as a browser does with its URL).
+    fn resolve_imports(name: &str, text: &str) -> Vec<String> {
+        let dir: Vec<&str> = name.split('/').collect();
+        let dir = &dir[..dir.len() - 1];
+        text.lines()
+            .filter(|line| line.starts_with("import "))
+            .filter_map(|line| line.split(" from \"").nth(1)?.split('"').next())
+            .map(|spec| {
+                let mut parts: Vec<&str> = dir.to_vec();
+                for segment in spec.split('/') {
+                    match segment {
+                        "." => {}
+                        ".." => {
+                            assert!(parts.pop().is_some(), "{name} imports {spec}");
+                        }
+                        s => parts.push(s),
+                    }
+                }
+                parts.join("/")
+            })
+            .collect()
+    }
+
+    fn imported_modules() -> Vec<String> {
+        ASSETS
+            .files
+            .iter()
+            .filter(|f| f.name.ends_with(".js"))
+            .flat_map(|f| resolve_imports(f.name, &String::from_utf8_lossy(&f.raw)))
+            .collect()
+    }
+
+    #[test]
+    fn every_import_is_an_embedded_module_and_every_module_is_used() {
+        let imported = imported_modules();
+        for path in &imported {
+            let file = ASSETS.files.iter().find(|f| f.name == path);
+            let file = file.unwrap_or_else(|| panic!("{path} is imported but not embedded"));
+            assert!(file.content_type.starts_with("text/javascript"), "{path}");
+        }
+        for file in ASSETS.files.iter().filter(|f| f.name.ends_with(".js")) {
+            assert!(
+                file.name == "app.js" || imported.iter().any(|p| p == file.name),
+                "{} is embedded but nothing imports it",
+                file.name
+            );
+        }
+        assert!(!imported.iter().any(|p| p == "app.js"));
+        assert_eq!(
+            resolve_imports(
+                "pages/job.js",
+                "import { a } from \"../ui.js\";\nimport { b } from \"./jobs.js\";"
+            ),
+            ["ui.js", "pages/jobs.js"]
+        );
     }
 
     #[tokio::test]
