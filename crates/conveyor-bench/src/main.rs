@@ -60,6 +60,10 @@ struct Args {
     /// Directory of the BullMQ benchmark (package.json, bench.mjs).
     #[arg(long, default_value = "bench/bullmq")]
     bullmq_dir: PathBuf,
+    /// Finished records written before scenario 8's second drain (default 1 000 000,
+    /// or 10 000 with --quick).
+    #[arg(long)]
+    history: Option<usize>,
     /// Run only these scenarios (comma-separated; default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
@@ -76,6 +80,8 @@ enum Scenario {
     Worker,
     /// 7: admin list and stats routes over 1 000 000 records.
     BigTable,
+    /// 8: the drain beside a history of finished records (--history).
+    History,
 }
 
 impl Args {
@@ -178,6 +184,12 @@ async fn run(args: &Args, mut bench: Bench) -> Result<()> {
     }
     if args.runs(Scenario::BigTable) {
         bench.admin_reads(&mut report).await?;
+    }
+    if args.runs(Scenario::History) {
+        let history = args
+            .history
+            .unwrap_or(if plan.quick { 10_000 } else { 1_000_000 });
+        bench.drain_with_history(&mut report, history).await?;
     }
 
     if args.with_bullmq {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 11] = [
     "bulk_enqueue_library",
     "bulk_enqueue_api",
     "drain",
@@ -20,6 +20,9 @@ const SCENARIOS: [&str; 8] = [
     "single_post",
     "worker_resources",
     "admin_reads",
+    "drain_empty",
+    "drain_history",
+    "history",
 ];
 
 fn repo_root() -> PathBuf {

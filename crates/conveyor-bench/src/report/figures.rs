@@ -125,6 +125,21 @@ impl Report {
         );
     }
 
+    /// A ratio of two figures of the run (e.g. a rate with history ÷ the same rate
+    /// without), under `scenarios[key].ratio`.
+    pub(crate) fn ratio(
+        &mut self,
+        key: &'static str,
+        label: &str,
+        metric: &'static str,
+        value: f64,
+        target: Target,
+    ) {
+        eprintln!("[bench]    {metric}: {value:.3}");
+        self.scenarios.insert(key.into(), json!({ "ratio": value }));
+        self.push(label, metric, value, target, None);
+    }
+
     /// Scenario 6: The worker's CPU (during the drain), peak RSS (drain and end to end) and
     /// idle RSS.
     pub(crate) fn worker_resources(

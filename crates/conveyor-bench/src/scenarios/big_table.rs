@@ -88,9 +88,9 @@ impl Bench {
             "[bench] 7. admin reads: filling {} job records",
             plan.records
         );
-        let started = Instant::now();
-        let (queue, job_type, rare_queue) = self.fill(plan.records).await?;
-        let fill_s = started.elapsed().as_secs_f64();
+        let filled = self.fill(plan.records, false).await?;
+        let (queue, job_type, rare_queue) = (filled.queue, filled.job_type, filled.rare_queue);
+        let fill_s = filled.seconds;
         eprintln!("[bench]    filled in {fill_s:.1} s");
 
         let api = self.spawn_api().await?;
@@ -145,9 +145,19 @@ impl Bench {
     /// Inserts `n` records with a realistic mix (every configured queue and its job
     /// types, skewed; mostly COMPLETED; created over 30 days, in creation order as
     /// a live table grows) and one execution per finished attempt, in finishing
-    /// order (FAILED jobs: three failed attempts with errors). Returns the
-    /// busiest queue and its busiest type, and the least busy queue, for the filters.
-    async fn fill(&self, n: usize) -> Result<(String, String, String)> {
+    /// order (FAILED jobs: three failed attempts with errors). Ids are UUIDv7 of
+    /// their creation time, as the engine makes them. `finished_only`
+    /// leaves out waiting and running records (a history). Returns the busiest
+    /// queue and its busiest type, and the least busy queue, for the filters.
+    pub(super) async fn fill(&self, n: usize, finished_only: bool) -> Result<Filled> {
+        let started = Instant::now();
+        // Cumulative shares of COMPLETED, FAILED, CANCELLED, PENDING, DELAYED and
+        // RUNNING; the rest is RETRYING.
+        let mix: [f64; 6] = if finished_only {
+            [0.940, 0.990, 1.0, 1.0, 1.0, 1.0]
+        } else {
+            [0.880, 0.930, 0.950, 0.980, 0.990, 0.995]
+        };
         let (mut queues, mut types) = (Vec::new(), Vec::new());
         // Listed busiest first: the skew below favours the front.
         let config = self.conveyor.config();
@@ -172,7 +182,9 @@ impl Bench {
                 "INSERT INTO jobs (id, queue_name, job_type, status, payload, result, error,
                                    attempts, max_attempts, priority, progress, run_at,
                                    created_at, started_at, completed_at)
-                 SELECT gen_random_uuid(), ($1::text[])[k], ($2::text[])[k], status,
+                 SELECT (lpad(to_hex((extract(epoch FROM created) * 1000)::bigint), 12, '0') || '7'
+                         || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid,
+                        ($1::text[])[k], ($2::text[])[k], status,
                         jsonb_build_object('n', g, 'text', md5(g::text)),
                         CASE WHEN status = 'COMPLETED' THEN '{\"ok\":true}'::jsonb END,
                         CASE WHEN status = 'FAILED' THEN 'error ' || (g % $4) END,
@@ -188,12 +200,12 @@ impl Bench {
                             1 + floor(power(random(), 1.5) * array_length($1::text[], 1))::int AS k,
                             now() - (1 - (g + random()) / $6) * interval '30 days' AS created,
                             random() AS r,
-                            CASE WHEN s < 0.880 THEN 'COMPLETED'
-                                 WHEN s < 0.930 THEN 'FAILED'
-                                 WHEN s < 0.950 THEN 'CANCELLED'
-                                 WHEN s < 0.980 THEN 'PENDING'
-                                 WHEN s < 0.990 THEN 'DELAYED'
-                                 WHEN s < 0.995 THEN 'RUNNING'
+                            CASE WHEN s < ($7::float8[])[1] THEN 'COMPLETED'
+                                 WHEN s < ($7::float8[])[2] THEN 'FAILED'
+                                 WHEN s < ($7::float8[])[3] THEN 'CANCELLED'
+                                 WHEN s < ($7::float8[])[4] THEN 'PENDING'
+                                 WHEN s < ($7::float8[])[5] THEN 'DELAYED'
+                                 WHEN s < ($7::float8[])[6] THEN 'RUNNING'
                                  ELSE 'RETRYING' END AS status
                      FROM (SELECT g, random() AS s FROM generate_series($3::bigint, $3::bigint + $5 - 1) AS g) x
                  ) y",
@@ -204,6 +216,7 @@ impl Bench {
             .bind(ERROR_MESSAGES)
             .bind(size as i64)
             .bind(n as f64)
+            .bind(&mix[..])
             .execute(&self.pool)
             .await
             .context("filling jobs")?;
@@ -243,8 +256,21 @@ impl Bench {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok((busiest.0, busiest.1, rarest))
+        Ok(Filled {
+            queue: busiest.0,
+            job_type: busiest.1,
+            rare_queue: rarest,
+            seconds: started.elapsed().as_secs_f64(),
+        })
     }
+}
+
+/// What [`Bench::fill`] wrote: the filters worth timing and how long it took.
+pub(super) struct Filled {
+    queue: String,
+    job_type: String,
+    rare_queue: String,
+    pub(super) seconds: f64,
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> Result<()> {

@@ -15,17 +15,7 @@ impl Bench {
         self.reset().await?;
         let n = self.plan.jobs;
         eprintln!("[bench] 2. drain: {n} queued NOOP jobs, one worker");
-        enqueue_noops(&self.conveyor, n, self.plan.bulk_chunk)
-            .await
-            .context("enqueue_many")?;
-        let started = Instant::now();
-        let mut worker = self.spawn_worker()?;
-        let cpu0 = self.cpu_now(&worker);
-        let done = self
-            .wait_completed(n, &mut worker, self.plan.drain_timeout(n))
-            .await?;
-        let secs = done.duration_since(started).as_secs_f64();
-        let figures = self.finish_worker(worker, &cpu0, n).await?;
+        let (secs, figures) = self.drain_backlog(n, 0).await?;
         report.throughput(
             "drain",
             "2. drain (queued → all COMPLETED, 1 worker × 100)",
@@ -34,5 +24,27 @@ impl Bench {
             Target::TimesBullmq(1.5),
         );
         Ok(figures)
+    }
+
+    /// Enqueues `n` NOOP jobs, starts one worker and waits until `already_done + n`
+    /// records are COMPLETED; returns the seconds from the worker's start and its
+    /// figures.
+    pub(super) async fn drain_backlog(
+        &mut self,
+        n: usize,
+        already_done: usize,
+    ) -> Result<(f64, WorkerFigures)> {
+        enqueue_noops(&self.conveyor, n, self.plan.bulk_chunk)
+            .await
+            .context("enqueue_many")?;
+        let started = Instant::now();
+        let mut worker = self.spawn_worker()?;
+        let cpu0 = self.cpu_now(&worker);
+        let done = self
+            .wait_completed(already_done + n, &mut worker, self.plan.drain_timeout(n))
+            .await?;
+        let secs = done.duration_since(started).as_secs_f64();
+        let figures = self.finish_worker(worker, &cpu0, n).await?;
+        Ok((secs, figures))
     }
 }

@@ -8,11 +8,13 @@
 //! 5. `single_post`: single-job POSTs from many connections
 //! 6. worker resources: CPU and memory of the worker in 2 to 4 (`Report::worker_resources`)
 //! 7. `big_table`: admin reads over a big jobs table
+//! 8. `history`: the drain beside a long history of finished jobs
 
 mod big_table;
 mod bulk;
 mod drain;
 mod end_to_end;
+mod history;
 mod pickup;
 mod single_post;
 
@@ -55,7 +57,7 @@ impl Bench {
         })
     }
 
-    async fn count(&self, status: &str) -> Result<usize> {
+    pub(crate) async fn count(&self, status: &str) -> Result<usize> {
         // From the trigger-kept counters: counting the jobs table on every poll would
         // cost PostgreSQL more than the jobs being measured.
         let n: i64 = sqlx::query_scalar(

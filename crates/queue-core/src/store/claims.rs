@@ -14,6 +14,25 @@ use super::{Store, RELAXED_COMMIT};
 use crate::error::StoreError;
 use crate::job::{ExecutionStatus, JobStatus};
 
+/// The claim: one key look-up per id, each row locked in id order.
+///
+/// The waiting test is written as "not running and not finished" on purpose. As
+/// `status IN ('PENDING', 'DELAYED', 'RETRYING')` it matches the predicate of the
+/// partial index of waiting jobs, and a planner whose statistics predate the
+/// backlog (a long history of finished jobs, analysed before the backlog came)
+/// took that index for nearly empty and read all of it, every waiting job, for
+/// every claim: 45 ms for 40 ids beside 20 000 waiting jobs. Written this way no
+/// partial index applies and the plan stays a look-up per id. A join with the ids
+/// (not `id = ANY($1)`) keeps the look-ups in the array's order.
+const CLAIM_SQL: &str = "UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, started_at = now(), worker_id = $2,
+                   progress = 0, progress_message = NULL,
+                   lease_expires_at = now() + make_interval(secs => $3)
+ FROM unnest($1::uuid[]) AS c(id)
+ WHERE j.id = c.id AND j.status NOT IN ('RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED') AND NOT j.cancel_requested
+   AND j.run_at <= now() + interval '1 second'
+ RETURNING j.id, j.job_type, j.payload, j.runs, j.attempts, j.max_attempts, j.priority, j.timeout_ms, j.backoff,
+           j.started_at";
+
 /// A job a worker now holds.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedJob {
@@ -145,24 +164,12 @@ impl Store {
         worker_id: &str,
         lease: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        Ok(sqlx::query_as(
-            // A join with the ids (not `id = ANY($1)`): with `status IN (…)` beside
-            // it, a planner without fresh statistics ANDs the status index (every
-            // waiting job) into the scan; the join keeps it to one key look-up per id.
-            "UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, started_at = now(), worker_id = $2,
-                               progress = 0, progress_message = NULL,
-                               lease_expires_at = now() + make_interval(secs => $3)
-             FROM unnest($1::uuid[]) AS c(id)
-             WHERE j.id = c.id AND j.status IN ('PENDING', 'DELAYED', 'RETRYING') AND NOT j.cancel_requested
-               AND j.run_at <= now() + interval '1 second'
-             RETURNING j.id, j.job_type, j.payload, j.runs, j.attempts, j.max_attempts, j.priority, j.timeout_ms, j.backoff,
-                       j.started_at",
-        )
-        .bind(ids)
-        .bind(worker_id)
-        .bind(lease.as_secs_f64())
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(CLAIM_SQL)
+            .bind(sorted(ids))
+            .bind(worker_id)
+            .bind(lease.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Extends the leases of the attempts a live worker still runs.
@@ -175,7 +182,7 @@ impl Store {
         if held.is_empty() {
             return Ok(());
         }
-        let (ids, runs, attempts) = unzip_held(held);
+        let (ids, runs, attempts) = unzip_held(&in_id_order(held, |h| h.id));
         sqlx::query(
             "UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $5)
              FROM unnest($1::uuid[], $2::int[], $3::int[]) AS h(id, run, attempt)
@@ -222,7 +229,7 @@ impl Store {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
-        for f in batch {
+        for f in in_id_order(batch, |f| f.id) {
             let c = f.state.columns();
             ids.push(f.id);
             runs.push(f.run);
@@ -294,7 +301,14 @@ impl Store {
         if held.is_empty() {
             return Ok(Vec::new());
         }
-        let (ids, runs, attempts) = unzip_held(held);
+        let pairs: Vec<(HeldAttempt, i64)> = held
+            .iter()
+            .copied()
+            .zip(delays_ms.iter().copied())
+            .collect();
+        let order = in_id_order(&pairs, |(h, _)| h.id);
+        let (ids, runs, attempts) = unzip_held(&order.iter().map(|(h, _)| h).collect::<Vec<_>>());
+        let delays_ms: Vec<i64> = order.iter().map(|(_, d)| *d).collect();
         Ok(sqlx::query_scalar(&format!(
             "WITH released AS (
                 UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED'
@@ -316,7 +330,7 @@ impl Store {
         .bind(&attempts)
         .bind(worker_id)
         .bind(outbox)
-        .bind(delays_ms)
+        .bind(&delays_ms)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -330,6 +344,7 @@ impl Store {
         if updates.is_empty() {
             return Ok(());
         }
+        let updates = in_id_order(updates, |u| u.id);
         let ids: Vec<Uuid> = updates.iter().map(|u| u.id).collect();
         let runs: Vec<i32> = updates.iter().map(|u| u.run).collect();
         let attempts: Vec<i32> = updates.iter().map(|u| u.attempt).collect();
@@ -366,9 +381,80 @@ impl Store {
     }
 }
 
-fn unzip_held(held: &[HeldAttempt]) -> (Vec<Uuid>, Vec<i32>, Vec<i32>) {
+/// `items` in id order. Every statement that updates several job rows takes their
+/// locks in this order (a join with the ids in an array locks in the array's
+/// order), so a worker's claim, completer, heartbeat and progress writer never
+/// wait for each other in a cycle.
+fn in_id_order<T>(items: &[T], id: impl Fn(&T) -> Uuid) -> Vec<&T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by_key(|item| id(item));
+    sorted
+}
+
+fn sorted(ids: &[Uuid]) -> Vec<Uuid> {
+    in_id_order(ids, |id| *id).into_iter().copied().collect()
+}
+
+fn unzip_held(held: &[&HeldAttempt]) -> (Vec<Uuid>, Vec<i32>, Vec<i32>) {
     let ids = held.iter().map(|h| h.id).collect();
     let runs = held.iter().map(|h| h.run).collect();
     let attempts = held.iter().map(|h| h.attempt).collect();
     (ids, runs, attempts)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::PgPool;
+
+    use super::*;
+
+    /// Inserts `n` jobs of `status` on the diagnostics queue; returns their ids.
+    async fn insert(pool: &PgPool, n: i64, status: &str) -> Vec<Uuid> {
+        sqlx::query_scalar(
+            "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at, completed_at)
+             SELECT gen_random_uuid(), 'diagnostics', 'NOOP', $2, '{}', 3, now(),
+                    CASE WHEN $2 = 'COMPLETED' THEN now() END
+             FROM generate_series(1, $1)
+             RETURNING id",
+        )
+        .bind(n)
+        .bind(status)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    }
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn a_claim_looks_each_id_up_even_when_the_statistics_have_not_seen_the_backlog(
+        pool: PgPool,
+    ) {
+        // A history of finished jobs, analysed; then a backlog the statistics
+        // have not seen (autovacuum analyses only after a share of the table changed).
+        insert(&pool, 5_000, "COMPLETED").await;
+        sqlx::query("ANALYZE jobs").execute(&pool).await.unwrap();
+        let waiting = insert(&pool, 5_000, "PENDING").await;
+
+        let mut tx = pool.begin().await.unwrap();
+        let plan: serde_json::Value =
+            sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {CLAIM_SQL}"))
+                .bind(&waiting[..40])
+                .bind("w")
+                .bind(30.0_f64)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        tx.rollback().await.unwrap();
+        let plan = plan.to_string();
+        assert!(plan.contains("jobs_pkey"), "{plan}");
+        assert!(!plan.contains("jobs_waiting_idx"), "{plan}");
+
+        // And it claims what it is given.
+        let store = Store::new(pool);
+        let claimed = store
+            .claim(&waiting[..40], "w", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 40);
+        assert!(claimed.iter().all(|c| c.attempts == 1));
+    }
 }
