@@ -60,6 +60,9 @@ struct Args {
     /// Directory of the BullMQ benchmark (package.json, bench.mjs).
     #[arg(long, default_value = "bench/bullmq")]
     bullmq_dir: PathBuf,
+    /// Job records scenario 7 reads over (default 1 000 000, or 10 000 with --quick).
+    #[arg(long)]
+    records: Option<usize>,
     /// Finished records written before scenario 8's second drain (default 1 000 000,
     /// or 10 000 with --quick).
     #[arg(long)]
@@ -183,7 +186,7 @@ async fn run(args: &Args, mut bench: Bench) -> Result<()> {
         );
     }
     if args.runs(Scenario::BigTable) {
-        bench.admin_reads(&mut report).await?;
+        bench.admin_reads(&mut report, args.records).await?;
     }
     if args.runs(Scenario::History) {
         let history = args

@@ -62,8 +62,9 @@ pub(crate) struct BigTablePlan {
 }
 
 impl BigTablePlan {
-    pub(crate) fn new(quick: bool) -> Self {
-        if quick {
+    /// The sizes for `--quick` (or not), with `records` records if given.
+    pub(crate) fn new(quick: bool, records: Option<usize>) -> Self {
+        let plan = if quick {
             Self {
                 records: 10_000,
                 warm_up: 3,
@@ -75,14 +76,22 @@ impl BigTablePlan {
                 warm_up: 20,
                 requests: 200,
             }
+        };
+        Self {
+            records: records.unwrap_or(plan.records).max(1),
+            ..plan
         }
     }
 }
 
 impl Bench {
     /// Scenario 7: fills `jobs` and `job_executions`, then times the admin reads.
-    pub(crate) async fn admin_reads(&mut self, report: &mut Report) -> Result<()> {
-        let plan = BigTablePlan::new(self.plan.quick);
+    pub(crate) async fn admin_reads(
+        &mut self,
+        report: &mut Report,
+        records: Option<usize>,
+    ) -> Result<()> {
+        let plan = BigTablePlan::new(self.plan.quick, records);
         self.reset().await?;
         eprintln!(
             "[bench] 7. admin reads: filling {} job records",
