@@ -39,6 +39,9 @@ RUN cargo build --release --locked \
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # ca-certificates: the provider and Wikidata clients speak HTTPS.
 # curl: the health checks of docker-compose.yml.
+# Not pinned to versions: the image takes Debian stable's security updates on
+# every rebuild, and a pinned version vanishes from the archive when one lands.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*

