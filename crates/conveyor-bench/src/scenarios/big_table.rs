@@ -97,9 +97,12 @@ impl Bench {
             "[bench] 7. admin reads: filling {} job records",
             plan.records
         );
-        let filled = self.fill(plan.records, false).await?;
-        let (queue, job_type, rare_queue) = (filled.queue, filled.job_type, filled.rare_queue);
-        let fill_s = filled.seconds;
+        let Filled {
+            queue,
+            job_type,
+            rare_queue,
+            seconds: fill_s,
+        } = self.fill(plan.records, false).await?;
         eprintln!("[bench]    filled in {fill_s:.1} s");
 
         let api = self.spawn_api().await?;

@@ -1,5 +1,23 @@
 //! Everything Conveyor does in PostgreSQL. All SQL lives in this module.
 
+/// The test "the job still waits" for statements that look jobs up by id, written
+/// as "not running and not finished" on purpose. As `status IN ('PENDING',
+/// 'DELAYED', 'RETRYING')` it matches the predicate of the partial index of waiting
+/// jobs, and a planner whose statistics predate the backlog (a long history of
+/// finished jobs, analysed before the backlog came) took that index for nearly
+/// empty and read all of it, every waiting job, for each look-up: 45 ms for a
+/// claim of 40 ids beside 20 000 waiting jobs. No partial index matches this form,
+/// so the plan stays a key look-up per id. A macro so that `concat!` can put it
+/// into the statements' literals.
+macro_rules! waits {
+    ($column:literal) => {
+        concat!(
+            $column,
+            " NOT IN ('RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')"
+        )
+    };
+}
+
 mod admin;
 mod batches;
 mod cancel;

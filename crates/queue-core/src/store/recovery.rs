@@ -112,34 +112,34 @@ impl Store {
     }
 
     /// Names those of `ids` (found stale in Redis) that are still waiting in an outbox
-    /// row, so the dispatch sweep pushes them again. "Waiting" is written as "not
-    /// running and not finished", like the claim's test (`claims.rs`), so that stale
-    /// statistics cannot turn a look-up of ids into a read of every waiting job.
+    /// row, so the dispatch sweep pushes them again.
     pub async fn redispatch_ids(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar(concat!(
             "WITH waiting AS (
-                SELECT id FROM jobs WHERE id = ANY($1) AND status NOT IN ('RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')
+                SELECT id FROM jobs WHERE id = ANY($1) AND ",
+            waits!("status"),
+            "
              ), added AS (
                 INSERT INTO dispatch_outbox (id, job_ids, writer_pushes)
                 SELECT gen_random_uuid(), array_agg(id), false FROM waiting HAVING count(*) > 0
                 RETURNING cardinality(job_ids) AS n
              )
-             SELECT COALESCE(sum(n), 0)::bigint FROM added",
-        )
+             SELECT COALESCE(sum(n), 0)::bigint FROM added"
+        ))
         .bind(ids)
         .fetch_one(&self.pool)
         .await
         .map(|n: i64| n as u64)?)
     }
 
-    /// Those of `ids` whose jobs still wait, with what Redis needs to hold them
-    /// (looked up by id, as in `redispatch_ids`).
+    /// Those of `ids` whose jobs still wait, with what Redis needs to hold them.
     pub async fn still_waiting(&self, ids: &[Uuid]) -> Result<Vec<WaitingJob>, StoreError> {
-        let rows: Vec<(Uuid, i32, i64)> = sqlx::query_as(
+        let rows: Vec<(Uuid, i32, i64)> = sqlx::query_as(concat!(
             "SELECT id, priority,
                     GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000))::bigint
-             FROM jobs WHERE id = ANY($1) AND status NOT IN ('RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')",
-        )
+             FROM jobs WHERE id = ANY($1) AND ",
+            waits!("status")
+        ))
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
