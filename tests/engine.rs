@@ -386,7 +386,7 @@ async fn a_bulk_of_ten_thousand_jobs_all_complete(pool: PgPool) {
     let _worker = env.spawn_worker(&["--queues", Q, "--concurrency", "100"], &[]);
     env.wait_count(JobStatus::Completed, 10_000, Duration::from_secs(120))
         .await;
-    let executions: i64 = sqlx::query_scalar("SELECT count(*) FROM job_executions")
+    let executions: i64 = sqlx::query_scalar("SELECT count(*) FROM job_attempts")
         .fetch_one(&env.pool)
         .await
         .unwrap();

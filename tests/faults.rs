@@ -149,7 +149,7 @@ async fn audit(pool: &PgPool, scenario: &Scenario, ids: &[Uuid], report: Report)
     };
     let lost = count("SELECT count(*) FROM unnest($1::uuid[]) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = a.id)").await;
     let two_rows = count(
-        "SELECT count(*) FROM (SELECT job_id FROM job_executions WHERE job_id = ANY($1) AND status = 'COMPLETED'
+        "SELECT count(*) FROM (SELECT job_id FROM job_attempts WHERE job_id = ANY($1) AND status = 'COMPLETED'
                                GROUP BY job_id HAVING count(*) > 1) t",
     )
     .await;
@@ -158,12 +158,12 @@ async fn audit(pool: &PgPool, scenario: &Scenario, ids: &[Uuid], report: Report)
     let stuck = count("SELECT count(*) FROM jobs WHERE id = ANY($1) AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')").await;
     let rows_off = count(
         "SELECT count(*) FROM jobs j WHERE j.id = ANY($1)
-           AND (SELECT count(*) FROM job_executions e WHERE e.job_id = j.id AND e.run = j.runs) <> j.attempts",
+           AND (SELECT count(*) FROM job_attempts e WHERE e.job_id = j.id AND e.run = j.runs) <> j.attempts",
     )
     .await;
     let retries_off = count(
         "SELECT count(*) FROM jobs j WHERE j.id = ANY($1) AND j.status = 'COMPLETED' AND j.job_type = 'SLEEP'
-           AND j.attempts - 1 <> (SELECT count(*) FROM job_executions e
+           AND j.attempts - 1 <> (SELECT count(*) FROM job_attempts e
                                   WHERE e.job_id = j.id AND e.run = j.runs AND e.status = 'LOST')",
     )
     .await;
@@ -202,7 +202,7 @@ async fn audit(pool: &PgPool, scenario: &Scenario, ids: &[Uuid], report: Report)
 /// produce it.
 async fn completions_without_a_success(pool: &PgPool, scenario: &Scenario, ids: &[Uuid]) -> usize {
     let completed: Vec<(Uuid, i32, i32, String)> = sqlx::query_as(
-        "SELECT e.job_id, e.run, e.attempt, e.worker_id FROM job_executions e JOIN jobs j ON j.id = e.job_id
+        "SELECT e.job_id, e.run, e.attempt, e.worker_id FROM job_attempts e JOIN jobs j ON j.id = e.job_id
          WHERE e.job_id = ANY($1) AND e.status = 'COMPLETED' AND j.job_type = 'SLEEP'",
     )
     .bind(ids)
@@ -499,8 +499,8 @@ async fn redis_loses_all_its_data_mid_run(pool: PgPool) {
     );
     let (completed, attempts, started_after): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM jobs WHERE id = ANY($1) AND status = 'COMPLETED'),
-                (SELECT count(*) FROM job_executions WHERE job_id = ANY($1) AND status = 'COMPLETED'),
-                (SELECT count(*) FROM job_executions
+                (SELECT count(*) FROM job_attempts WHERE job_id = ANY($1) AND status = 'COMPLETED'),
+                (SELECT count(*) FROM job_attempts
                  WHERE job_id = ANY($1) AND status = 'COMPLETED' AND started_at > $2)",
     )
     .bind(&waiting)

@@ -228,7 +228,7 @@ async fn an_attempt_of_an_earlier_run_cannot_write_to_the_current_run(pool: PgPo
     let job = env.job(id).await;
     assert_eq!(job.result, Some(json!({"from": "worker-b"})));
     let completed: Vec<(i32, String)> = sqlx::query_as(
-        "SELECT run, worker_id FROM job_executions WHERE job_id = $1 AND status = 'COMPLETED'",
+        "SELECT run, worker_id FROM job_attempts WHERE job_id = $1 AND status = 'COMPLETED'",
     )
     .bind(id)
     .fetch_all(&env.pool)
@@ -237,9 +237,9 @@ async fn an_attempt_of_an_earlier_run_cannot_write_to_the_current_run(pool: PgPo
     assert_eq!(completed, vec![(2, "worker-b".to_string())]);
 }
 
-/// Makes PostgreSQL refuse inserts into `table` whose row matches `condition`
-/// with SQLSTATE `code` until [`unrefuse`] (a fault in one statement while the
-/// rest of the database answers).
+/// Makes PostgreSQL refuse inserts and updates of `table` whose new row matches
+/// `condition` with SQLSTATE `code` until [`unrefuse`] (a fault in one statement
+/// while the rest of the database answers).
 async fn refuse(pool: &PgPool, table: &str, condition: &str, code: &str) {
     sqlx::query(&format!(
         "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -252,7 +252,7 @@ async fn refuse(pool: &PgPool, table: &str, condition: &str, code: &str) {
     .await
     .unwrap();
     sqlx::query(&format!(
-        "CREATE TRIGGER test_refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+        "CREATE TRIGGER test_refuse BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION test_refuse()"
     ))
     .execute(pool)
     .await
@@ -334,13 +334,7 @@ async fn a_finished_attempt_keeps_its_lease_while_its_outcome_cannot_be_written(
     .await;
     // Completions fail as while PostgreSQL is unreachable; everything else works,
     // so lease recovery runs all along.
-    refuse(
-        &env.pool,
-        "job_executions",
-        "NEW.status = 'COMPLETED'",
-        "57P01",
-    )
-    .await;
+    refuse(&env.pool, "jobs", "NEW.status = 'COMPLETED'", "57P01").await;
     let worker = env.worker(&[Q], Some(1));
     let job = NewJob::new(Q, "SLEEP", json!({"ms": 50})).max_attempts(1);
     let id = env.enqueue(job).await;
@@ -349,7 +343,7 @@ async fn a_finished_attempt_keeps_its_lease_while_its_outcome_cannot_be_written(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let job = env.job(id).await;
     assert_eq!(job.status, JobStatus::Running, "{job:?}");
-    unrefuse(&env.pool, "job_executions").await;
+    unrefuse(&env.pool, "jobs").await;
     let job = env
         .wait_status(id, JobStatus::Completed, Duration::from_secs(10))
         .await;

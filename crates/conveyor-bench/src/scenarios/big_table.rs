@@ -156,8 +156,10 @@ impl Bench {
 
     /// Inserts `n` records with a realistic mix (every configured queue and its job
     /// types, skewed; mostly COMPLETED; created over 30 days, in creation order as
-    /// a live table grows) and one execution per finished attempt, in finishing
-    /// order (FAILED jobs: three failed attempts with errors). Ids are UUIDv7 of
+    /// a live table grows) and, as the engine logs them, an execution row per
+    /// finished attempt that did not complete, in finishing order (FAILED jobs:
+    /// three failed attempts with errors; a completed attempt is told by its
+    /// record). Ids are UUIDv7 of
     /// their creation time, as the engine makes them. `finished_only`
     /// leaves out waiting and running records (a history). Returns the busiest
     /// queue and its busiest type, and the least busy queue, for the filters.
@@ -193,7 +195,7 @@ impl Bench {
             sqlx::query(
                 "INSERT INTO jobs (id, queue_name, job_type, status, payload, result, error,
                                    attempts, max_attempts, priority, progress, run_at,
-                                   created_at, started_at, completed_at)
+                                   created_at, started_at, completed_at, worker_id)
                  SELECT (lpad(to_hex((extract(epoch FROM created) * 1000)::bigint), 12, '0') || '7'
                          || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid,
                         ($1::text[])[k], ($2::text[])[k], status,
@@ -206,7 +208,8 @@ impl Bench {
                         created + interval '1 second', created,
                         CASE WHEN status NOT IN ('PENDING', 'DELAYED') THEN created + interval '1 second' END,
                         CASE WHEN status IN ('COMPLETED', 'FAILED', 'CANCELLED')
-                             THEN created + interval '1 second' + (r * 2000) * interval '1 millisecond' END
+                             THEN created + interval '1 second' + (r * 2000) * interval '1 millisecond' END,
+                        CASE WHEN status NOT IN ('PENDING', 'DELAYED') THEN 'bench-worker' END
                  FROM (
                      SELECT g,
                             1 + floor(power(random(), 1.5) * array_length($1::text[], 1))::int AS k,
@@ -238,13 +241,13 @@ impl Bench {
             "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at,
                                          finished_at, duration_ms, error)
              SELECT id, 1, a, 'bench-worker',
-                    CASE WHEN status = 'FAILED' THEN 'FAILED' ELSE status END,
+                    status,
                     started_at - (attempts - a) * interval '1 minute',
                     completed_at - (attempts - a) * interval '1 minute',
                     GREATEST(0, (extract(epoch FROM completed_at - started_at) * 1000)::bigint),
                     error
              FROM jobs CROSS JOIN LATERAL generate_series(1, attempts) AS a
-             WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+             WHERE status IN ('FAILED', 'CANCELLED')
              ORDER BY 7",
         )
         .execute(&self.pool)

@@ -196,7 +196,8 @@ impl Store {
         Ok(())
     }
 
-    /// Writes finished attempts in one statement (job rows and their execution rows).
+    /// Writes finished attempts in one statement (job rows, and an execution row for
+    /// each attempt that did not complete: a completed one is its job's record).
     /// Only rows still RUNNING the same attempt change; a retry of a job whose
     /// cancellation was requested meanwhile ends CANCELLED. The jobs that go to
     /// RETRYING (to push) or FAILED (to dead-letter) are named in outbox row
@@ -253,6 +254,8 @@ impl Store {
                     run_at = COALESCE(i.run_at, j.run_at),
                     completed_at = CASE WHEN i.status = 'RETRYING' AND NOT j.cancel_requested THEN NULL ELSE i.finished_at END,
                     progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,
+                    -- A completed attempt is told by the record alone (see job_attempts).
+                    started_at = CASE WHEN i.status = 'COMPLETED' THEN i.started_at ELSE j.started_at END,
                     lease_expires_at = NULL
                 FROM input i
                 WHERE j.id = i.id AND j.status = 'RUNNING' AND j.runs = i.run AND j.attempts = i.attempt
@@ -263,6 +266,7 @@ impl Store {
                 SELECT i.id, u.runs, i.attempt, i.worker_id, i.exec_status, i.started_at, i.finished_at,
                        GREATEST(0, (extract(epoch FROM i.finished_at - i.started_at) * 1000)::bigint), i.error
                 FROM input i JOIN updated u ON u.id = i.id
+                WHERE i.exec_status <> 'COMPLETED'
                 ON CONFLICT (job_id, run, attempt) DO NOTHING
              ), outbox AS ({})
              SELECT id, status FROM updated",

@@ -158,7 +158,7 @@ impl Store {
     pub async fn executions(&self, id: Uuid) -> Result<Vec<Execution>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error
-             FROM job_executions WHERE job_id = $1 ORDER BY run, attempt",
+             FROM job_attempts WHERE job_id = $1 ORDER BY run, attempt",
         )
         .bind(id)
         .fetch_all(&self.pool)
