@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use queue_core::job::ExecutionStatus;
 use queue_core::store::{FinalState, FinishedAttempt, Store, MIGRATOR};
 use serde_json::json;
@@ -110,8 +110,13 @@ async fn attempts_logged_before_completions_were_read_from_the_record_are_read_o
     assert_eq!(store.completed_within(3_600).await.unwrap(), 2);
 
     // The attempt running across the migration completes into the new shape: its
-    // record tells it, no row is logged for it, and it is counted.
-    let started_at = Utc::now() - Duration::milliseconds(250);
+    // record tells it, no row is logged for it, and it is counted. (A worker
+    // reports the start its claim read from the record.)
+    let started_at: DateTime<Utc> = sqlx::query_scalar("SELECT started_at FROM jobs WHERE id = $1")
+        .bind(running)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let done = FinishedAttempt {
         id: running,
         run: 1,

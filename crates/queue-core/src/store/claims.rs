@@ -254,8 +254,6 @@ impl Store {
                     run_at = COALESCE(i.run_at, j.run_at),
                     completed_at = CASE WHEN i.status = 'RETRYING' AND NOT j.cancel_requested THEN NULL ELSE i.finished_at END,
                     progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,
-                    -- A completed attempt is told by the record alone (see job_attempts).
-                    started_at = CASE WHEN i.status = 'COMPLETED' THEN i.started_at ELSE j.started_at END,
                     lease_expires_at = NULL
                 FROM input i
                 WHERE j.id = i.id AND j.status = 'RUNNING' AND j.runs = i.run AND j.attempts = i.attempt
