@@ -258,7 +258,7 @@ impl Store {
                 FROM input i
                 WHERE j.id = i.id AND j.status = 'RUNNING' AND j.runs = i.run AND j.attempts = i.attempt
                   AND j.worker_id = i.worker_id
-                RETURNING j.id, j.status, j.runs
+                RETURNING j.id, j.status, j.runs, j.started_at, j.completed_at
              ), logged AS (
                 INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
                 SELECT i.id, u.runs, i.attempt, i.worker_id, i.exec_status, i.started_at, i.finished_at,
@@ -266,6 +266,14 @@ impl Store {
                 FROM input i JOIN updated u ON u.id = i.id
                 WHERE i.exec_status <> 'COMPLETED'
                 ON CONFLICT (job_id, run, attempt) DO NOTHING
+             ), counted AS (
+                -- Completed attempts, which no row logs, counted for the activity report.
+                INSERT INTO job_activity_deltas (kind, bucket, n, total_ms)
+                SELECT 'completed', date_trunc('second', completed_at), count(*),
+                       sum(GREATEST(0, (extract(epoch FROM completed_at - started_at) * 1000)::bigint))
+                FROM updated
+                WHERE status = 'COMPLETED' AND completed_at > now() - interval '25 hours'
+                GROUP BY 2
              ), outbox AS ({})
              SELECT id, status FROM updated",
             outbox_cte("updated", "WHERE status IN ('RETRYING', 'FAILED')", "$11", "true")
