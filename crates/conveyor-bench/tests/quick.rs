@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "bulk_enqueue_library",
     "bulk_enqueue_api",
     "drain",
@@ -23,6 +23,7 @@ const SCENARIOS: [&str; 11] = [
     "drain_empty",
     "drain_history",
     "history",
+    "retention",
 ];
 
 fn repo_root() -> PathBuf {
@@ -127,6 +128,7 @@ fn quick_mode_reports_every_scenario() {
     positive("single_post", "requests_per_s");
     positive("worker_resources", "peak_rss_mb");
     positive("worker_resources", "idle_rss_mb");
+    positive("retention", "records");
     let routes = scenarios["admin_reads"]["routes"]
         .as_object()
         .expect("admin_reads.routes");

@@ -5,6 +5,7 @@ use serde_json::{json, Map};
 
 use super::{Report, Target};
 use crate::measure::percentile;
+use crate::scenarios::Pruned;
 
 impl Report {
     pub(crate) fn throughput(
@@ -138,6 +139,39 @@ impl Report {
         eprintln!("[bench]    {metric}: {value:.3}");
         self.scenarios.insert(key.into(), json!({ "ratio": value }));
         self.push(label, metric, value, target, None);
+    }
+
+    /// Scenario 8's retention: records pruned per second, and what pruning a day
+    /// of history written at `drain_rate` jobs/s costs in percent of one core
+    /// (`drain_rate` × PostgreSQL CPU seconds per record × 100).
+    pub(crate) fn retention(&mut self, pruned: &Pruned, drain_rate: f64, share_target: Target) {
+        let records = pruned.records.max(1) as f64;
+        let rate = records / pruned.seconds.max(1e-9);
+        let cpu_per_record = pruned.postgres_cpu_s / records;
+        let share = drain_rate * cpu_per_record * 100.0;
+        eprintln!(
+            "[bench]    {} records in {:.3} s = {rate:.0} records/s, PostgreSQL {:.1} CPU s ({:.1} of it vacuum): a day at {drain_rate:.0} jobs/s costs {share:.1} % of a core",
+            pruned.records, pruned.seconds, pruned.postgres_cpu_s, pruned.vacuum_cpu_s
+        );
+        self.scenarios.insert(
+            "retention".into(),
+            json!({
+                "records": pruned.records,
+                "seconds": pruned.seconds,
+                "postgres_cpu_s": pruned.postgres_cpu_s,
+                "vacuum_cpu_s": pruned.vacuum_cpu_s,
+                "share_of_a_core_percent": share,
+            }),
+        );
+        let label = "8. retention of the history (batched DELETE, then VACUUM)";
+        self.push(label, "records/s", rate, Target::None, None);
+        self.push(
+            label,
+            "% of a core for a day at the drain's rate",
+            share,
+            share_target,
+            None,
+        );
     }
 
     /// Scenario 6: The worker's CPU (during the drain), peak RSS (drain and end to end) and

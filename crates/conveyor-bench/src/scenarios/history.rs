@@ -3,13 +3,36 @@
 //! keeps weeks of records, so the rate on an empty table is only the best case;
 //! the target is that history costs the drain less than 10 %.
 
-use anyhow::Result;
+use std::time::Instant;
 
+use anyhow::{Context, Result};
+use queue_core::job::JobStatus;
+
+use crate::measure::{pids_named, proc_cpu_ticks};
 use crate::report::{group_digits, Report, Target};
 use crate::setup::Bench;
 
 /// The share of the empty-table rate the drain must keep with history.
 const FLAT_WITH_HISTORY: f64 = 0.9;
+
+/// The retention part prunes records that finished longer ago than this: about
+/// half of the fill, whose finish times span 30 days.
+const PRUNE_OLDER_THAN_S: u64 = 15 * 86_400;
+
+/// What retention may cost, in percent of one core, to delete a day of history
+/// written at the drain's rate.
+const RETENTION_SHARE_OF_A_CORE: f64 = 5.0;
+
+/// What pruning part of the history took.
+pub(crate) struct Pruned {
+    pub(crate) records: u64,
+    pub(crate) seconds: f64,
+    /// CPU seconds of every local PostgreSQL process: the deletions, their
+    /// triggers, and the vacuum that reclaims what they left.
+    pub(crate) postgres_cpu_s: f64,
+    /// The vacuum's part of `postgres_cpu_s`.
+    pub(crate) vacuum_cpu_s: f64,
+}
 
 impl Bench {
     /// Drains N NOOPs into an empty database, then fills `history` finished records
@@ -64,6 +87,60 @@ impl Bench {
             "history",
             serde_json::json!({ "records": history, "fill_seconds": fill.seconds }),
         );
+
+        eprintln!("[bench]    retention: pruning the records finished over 15 days ago");
+        let pruned = self.prune_history().await?;
+        report.retention(
+            &pruned,
+            n as f64 / history_s,
+            Target::AtMost(RETENTION_SHARE_OF_A_CORE),
+        );
         Ok(())
+    }
+
+    /// Prunes every queue's and state's records finished more than
+    /// [`PRUNE_OLDER_THAN_S`] ago as retention does (`Store::prune_finished`),
+    /// then vacuums what the deletions left, counting PostgreSQL's CPU for both.
+    async fn prune_history(&self) -> Result<Pruned> {
+        let queues: Vec<String> = sqlx::query_scalar(
+            "SELECT queue_name FROM job_counts UNION SELECT queue_name FROM job_count_deltas",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let postgres_ticks = || -> u64 {
+            pids_named("postgres")
+                .into_iter()
+                .filter_map(|p| proc_cpu_ticks(p).ok())
+                .sum()
+        };
+        let (cpu0, started) = (postgres_ticks(), Instant::now());
+        let store = self.conveyor.store();
+        let mut records = 0;
+        for queue in &queues {
+            for status in [
+                JobStatus::Completed,
+                JobStatus::Failed,
+                JobStatus::Cancelled,
+            ] {
+                records += store
+                    .prune_finished(queue, status, PRUNE_OLDER_THAN_S, 0)
+                    .await
+                    .with_context(|| format!("pruning {queue} {status:?}"))?;
+            }
+        }
+        let cpu_deleted = postgres_ticks();
+        for table in ["jobs", "job_executions"] {
+            sqlx::query(&format!("VACUUM {table}"))
+                .execute(&self.pool)
+                .await
+                .with_context(|| format!("vacuuming {table}"))?;
+        }
+        let cpu_vacuumed = postgres_ticks();
+        Ok(Pruned {
+            records,
+            seconds: started.elapsed().as_secs_f64(),
+            postgres_cpu_s: cpu_vacuumed.saturating_sub(cpu0) as f64 / self.ticks,
+            vacuum_cpu_s: cpu_vacuumed.saturating_sub(cpu_deleted) as f64 / self.ticks,
+        })
     }
 }

@@ -8,7 +8,7 @@
 //! 5. `single_post`: single-job POSTs from many connections
 //! 6. worker resources: CPU and memory of the worker in 2 to 4 (`Report::worker_resources`)
 //! 7. `big_table`: admin reads over a big jobs table
-//! 8. `history`: the drain beside a long history of finished jobs
+//! 8. `history`: the drain beside a long history of finished jobs, and its retention
 
 mod big_table;
 mod bulk;
@@ -26,6 +26,8 @@ use serde_json::{json, Value};
 
 use crate::measure::{cpu_snapshot, proc_status_kb, CpuSnapshot, CpuUse};
 use crate::setup::{Bench, Proc, ADMIN_TOKEN, QUEUE};
+
+pub(crate) use history::Pruned;
 
 /// What the drain and end-to-end scenarios measured of their worker.
 pub(crate) struct WorkerFigures {
