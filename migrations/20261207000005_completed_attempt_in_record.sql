@@ -8,6 +8,12 @@
 -- their logged row. The activity counters count a completed attempt in the
 -- completion's statement (`Store::finish`), the one writer of such attempts.
 --
+-- An attempt's duration in milliseconds, never negative (the start and the finish
+-- may come from different clocks). Simple enough for PostgreSQL to inline.
+CREATE FUNCTION conveyor_duration_ms(started timestamptz, finished timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT GREATEST(0, (extract(epoch FROM finished - started) * 1000)::bigint) $$;
+
 -- `job_attempts` is the whole log: the logged rows and, for each COMPLETED record
 -- without a logged row for its last attempt, that attempt read from the record.
 -- A filter on job_id reaches both halves' indexes.
@@ -16,7 +22,7 @@ SELECT job_id, run, attempt, worker_id, status, started_at, finished_at, duratio
 FROM job_executions
 UNION ALL
 SELECT j.id, j.runs, j.attempts, j.worker_id, 'COMPLETED', j.started_at, j.completed_at,
-       GREATEST(0, (extract(epoch FROM j.completed_at - j.started_at) * 1000)::bigint), NULL
+       conveyor_duration_ms(j.started_at, j.completed_at), NULL
 FROM jobs j
 WHERE j.status = 'COMPLETED' AND j.worker_id IS NOT NULL AND j.attempts > 0
   AND NOT EXISTS (SELECT 1 FROM job_executions e

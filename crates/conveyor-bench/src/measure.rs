@@ -65,6 +65,14 @@ pub(crate) fn machine_busy_ticks() -> Result<u64> {
         .sum())
 }
 
+/// CPU ticks of every local PostgreSQL process (0 when PostgreSQL is not local).
+pub(crate) fn postgres_cpu_ticks() -> u64 {
+    pids_named("postgres")
+        .into_iter()
+        .filter_map(|p| proc_cpu_ticks(p).ok())
+        .sum()
+}
+
 /// Pids of the local processes whose command name is `comm` (e.g. `postgres`).
 pub(crate) fn pids_named(comm: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -122,10 +130,7 @@ pub(crate) fn cpu_snapshot(worker: u32, redis: Option<u32>, poller: Option<u32>)
     CpuSnapshot {
         worker: ticks(Some(worker)),
         redis: ticks(redis),
-        postgres: pids_named("postgres")
-            .into_iter()
-            .filter_map(|p| proc_cpu_ticks(p).ok())
-            .sum(),
+        postgres: postgres_cpu_ticks(),
         poller: ticks(poller),
         machine: machine_busy_ticks().unwrap_or(0),
     }

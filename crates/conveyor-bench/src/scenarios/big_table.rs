@@ -102,6 +102,7 @@ impl Bench {
             job_type,
             rare_queue,
             seconds: fill_s,
+            ..
         } = self.fill(plan.records, false).await?;
         eprintln!("[bench]    filled in {fill_s:.1} s");
 
@@ -244,7 +245,7 @@ impl Bench {
                     status,
                     started_at - (attempts - a) * interval '1 minute',
                     completed_at - (attempts - a) * interval '1 minute',
-                    GREATEST(0, (extract(epoch FROM completed_at - started_at) * 1000)::bigint),
+                    conveyor_duration_ms(started_at, completed_at),
                     error
              FROM jobs CROSS JOIN LATERAL generate_series(1, attempts) AS a
              WHERE status IN ('FAILED', 'CANCELLED')
@@ -271,10 +272,13 @@ impl Bench {
         )
         .fetch_one(&self.pool)
         .await?;
+        // One entry per job type above, a queue's next to each other.
+        queues.dedup();
         Ok(Filled {
             queue: busiest.0,
             job_type: busiest.1,
             rare_queue: rarest,
+            queues,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -285,6 +289,8 @@ pub(super) struct Filled {
     queue: String,
     job_type: String,
     rare_queue: String,
+    /// Every queue the fill wrote records of.
+    pub(super) queues: Vec<String>,
     pub(super) seconds: f64,
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use queue_core::job::JobStatus;
 
-use crate::measure::{pids_named, proc_cpu_ticks};
+use crate::measure::postgres_cpu_ticks;
 use crate::report::{group_digits, Report, Target};
 use crate::setup::Bench;
 
@@ -89,7 +89,7 @@ impl Bench {
         );
 
         eprintln!("[bench]    retention: pruning the records finished over 15 days ago");
-        let pruned = self.prune_history().await?;
+        let pruned = self.prune_history(&fill.queues).await?;
         report.retention(
             &pruned,
             n as f64 / history_s,
@@ -98,25 +98,14 @@ impl Bench {
         Ok(())
     }
 
-    /// Prunes every queue's and state's records finished more than
+    /// Prunes `queues`' records of every finished state finished more than
     /// [`PRUNE_OLDER_THAN_S`] ago as retention does (`Store::prune_finished`),
     /// then vacuums what the deletions left, counting PostgreSQL's CPU for both.
-    async fn prune_history(&self) -> Result<Pruned> {
-        let queues: Vec<String> = sqlx::query_scalar(
-            "SELECT queue_name FROM job_counts UNION SELECT queue_name FROM job_count_deltas",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let postgres_ticks = || -> u64 {
-            pids_named("postgres")
-                .into_iter()
-                .filter_map(|p| proc_cpu_ticks(p).ok())
-                .sum()
-        };
-        let (cpu0, started) = (postgres_ticks(), Instant::now());
+    async fn prune_history(&self, queues: &[String]) -> Result<Pruned> {
+        let (cpu0, started) = (postgres_cpu_ticks(), Instant::now());
         let store = self.conveyor.store();
         let mut records = 0;
-        for queue in &queues {
+        for queue in queues {
             for status in [
                 JobStatus::Completed,
                 JobStatus::Failed,
@@ -128,14 +117,14 @@ impl Bench {
                     .with_context(|| format!("pruning {queue} {status:?}"))?;
             }
         }
-        let cpu_deleted = postgres_ticks();
+        let cpu_deleted = postgres_cpu_ticks();
         for table in ["jobs", "job_executions"] {
             sqlx::query(&format!("VACUUM {table}"))
                 .execute(&self.pool)
                 .await
                 .with_context(|| format!("vacuuming {table}"))?;
         }
-        let cpu_vacuumed = postgres_ticks();
+        let cpu_vacuumed = postgres_cpu_ticks();
         Ok(Pruned {
             records,
             seconds: started.elapsed().as_secs_f64(),

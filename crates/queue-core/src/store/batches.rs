@@ -58,7 +58,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms)
-             VALUES ($1, $2, $3, $4, 'COMPLETED', $5, $6, GREATEST(0, (extract(epoch FROM $6 - $5) * 1000)::bigint))
+             VALUES ($1, $2, $3, $4, 'COMPLETED', $5, $6, conveyor_duration_ms($5, $6))
              ON CONFLICT (job_id, run, attempt) DO NOTHING",
         )
         .bind(held.id)

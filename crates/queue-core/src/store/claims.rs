@@ -262,7 +262,7 @@ impl Store {
              ), logged AS (
                 INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
                 SELECT i.id, u.runs, i.attempt, i.worker_id, i.exec_status, i.started_at, i.finished_at,
-                       GREATEST(0, (extract(epoch FROM i.finished_at - i.started_at) * 1000)::bigint), i.error
+                       conveyor_duration_ms(i.started_at, i.finished_at), i.error
                 FROM input i JOIN updated u ON u.id = i.id
                 WHERE i.exec_status <> 'COMPLETED'
                 ON CONFLICT (job_id, run, attempt) DO NOTHING
@@ -270,7 +270,7 @@ impl Store {
                 -- Completed attempts, which no row logs, counted for the activity report.
                 INSERT INTO job_activity_deltas (kind, bucket, n, total_ms)
                 SELECT 'completed', date_trunc('second', completed_at), count(*),
-                       sum(GREATEST(0, (extract(epoch FROM completed_at - started_at) * 1000)::bigint))
+                       sum(conveyor_duration_ms(started_at, completed_at))
                 FROM updated
                 WHERE status = 'COMPLETED' AND completed_at > now() - interval '25 hours'
                 GROUP BY 2

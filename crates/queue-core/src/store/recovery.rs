@@ -67,7 +67,7 @@ impl Store {
              ), logged AS (
                 INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
                 SELECT o.id, o.runs, o.attempts, COALESCE(o.worker_id, 'unknown'), 'LOST', COALESCE(o.started_at, now()), now(),
-                       GREATEST(0, (extract(epoch FROM now() - COALESCE(o.started_at, now())) * 1000)::bigint),
+                       conveyor_duration_ms(COALESCE(o.started_at, now()), now()),
                        'worker lost (lease expired)'
                 FROM old o
                 ON CONFLICT (job_id, run, attempt) DO NOTHING
