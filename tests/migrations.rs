@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Duration, Utc};
-use queue_core::job::ExecutionStatus;
+use queue_core::job::{ExecutionStatus, JobStatus};
 use queue_core::store::{FinalState, FinishedAttempt, Store, MIGRATOR};
 use serde_json::json;
 use sqlx::migrate::Migrator;
@@ -15,6 +15,10 @@ use uuid::Uuid;
 /// The last migration of the shape that logged a completed attempt as a row of its
 /// own (later ones read it from the job's record).
 const ATTEMPT_ROWS_FOR_COMPLETIONS: i64 = 20261207000004;
+
+/// The last migration of the shape with every record in one table (later ones
+/// keep waiting and running jobs apart from finished ones, by day of finish).
+const ONE_JOBS_TABLE: i64 = 20261207000005;
 
 /// Applies the embedded migrations up to and including `version`.
 async fn migrate_to(pool: &PgPool, version: i64) {
@@ -151,5 +155,191 @@ async fn attempts_logged_before_completions_were_read_from_the_record_are_read_o
     assert_eq!(
         store.average_completed_ms(3_600).await.unwrap(),
         Some((10_000.0 * 2.0 + 200.0) / 3.0)
+    );
+}
+
+/// A record of `status` in `queue` created and (when finished) finished
+/// `days_ago` days ago, with `key` as its idempotency key and `parent` as its
+/// batch parent.
+async fn insert_record(
+    pool: &PgPool,
+    status: &str,
+    days_ago: i64,
+    key: Option<&str>,
+    parent: Option<Uuid>,
+) -> Uuid {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO jobs (id, queue_name, job_type, status, payload, attempts, max_attempts, run_at,
+                           created_at, started_at, completed_at, worker_id, lease_expires_at,
+                           idempotency_key, parent_id)
+         SELECT $1, 'diagnostics', 'NOOP', $2, jsonb_build_object('days', $3::int), 1, 3, t, t, t,
+                CASE WHEN $2 IN ('COMPLETED', 'FAILED', 'CANCELLED') THEN t + interval '1 second' END,
+                CASE WHEN $2 <> 'PENDING' THEN 'w1' END,
+                CASE WHEN $2 = 'RUNNING' THEN now() + interval '1 minute' END, $4, $5
+         FROM (SELECT now() - make_interval(days => $3::int) AS t) s",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(days_ago)
+    .bind(key)
+    .bind(parent)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+/// Every record, whole, in id order.
+async fn all_records(pool: &PgPool) -> Vec<serde_json::Value> {
+    sqlx::query_scalar("SELECT to_jsonb(j) FROM jobs j ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// The table holding record `id`.
+async fn table_of(pool: &PgPool, id: Uuid) -> String {
+    sqlx::query_scalar("SELECT tableoid::regclass::text FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn records_of_one_table_move_into_the_active_half_and_their_days_none_lost(pool: PgPool) {
+    migrate_to(&pool, ONE_JOBS_TABLE).await;
+    let parent = insert_record(&pool, "RUNNING", 0, None, None).await;
+    let waiting = insert_record(&pool, "PENDING", 0, Some("waiting-key"), Some(parent)).await;
+    let running = insert_record(&pool, "RUNNING", 0, None, None).await;
+    let done_today = insert_record(&pool, "COMPLETED", 0, Some("done-key"), Some(parent)).await;
+    let done_days_ago = insert_record(&pool, "COMPLETED", 10, None, None).await;
+    let cancelled = insert_record(&pool, "CANCELLED", 2, None, None).await;
+    // Older than the days the migration makes partitions for.
+    let failed_long_ago = insert_record(&pool, "FAILED", 60, None, None).await;
+    sqlx::query(
+        "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms)
+         SELECT id, 1, 1, 'w1', 'FAILED', created_at, completed_at, 1000 FROM jobs WHERE status = 'FAILED'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before = all_records(&pool).await;
+
+    MIGRATOR.run(&pool).await.expect("later migrations apply");
+    let store = Store::new(pool.clone());
+
+    // Every record, column for column.
+    assert_eq!(all_records(&pool).await, before);
+    let today: String = sqlx::query_scalar("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let ten_days_ago: String = sqlx::query_scalar(
+        "SELECT to_char((now() - interval '10 days' + interval '1 second') AT TIME ZONE 'UTC', 'YYYYMMDD')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    for id in [parent, waiting, running] {
+        assert_eq!(table_of(&pool, id).await, "jobs_active");
+    }
+    assert_eq!(
+        table_of(&pool, done_today).await,
+        format!("jobs_history_p{today}")
+    );
+    assert_eq!(
+        table_of(&pool, done_days_ago).await,
+        format!("jobs_history_p{ten_days_ago}")
+    );
+    assert_eq!(
+        table_of(&pool, failed_long_ago).await,
+        "jobs_history_default"
+    );
+    assert!(table_of(&pool, cancelled)
+        .await
+        .starts_with("jobs_history_p"));
+    // The counters did not move: the same records.
+    assert_eq!(store.counted_jobs(None, None, None).await.unwrap(), 7);
+    assert_eq!(
+        store
+            .counted_jobs(None, Some(JobStatus::Completed), None)
+            .await
+            .unwrap(),
+        2
+    );
+    // The keys are held by their records, and a deleted record releases its key.
+    let keys: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT idempotency_key, job_id FROM job_idempotency_keys ORDER BY idempotency_key",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        keys,
+        vec![
+            ("done-key".into(), done_today),
+            ("waiting-key".into(), waiting)
+        ]
+    );
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(done_today)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM job_idempotency_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1);
+    assert_eq!(
+        attempts(&store, failed_long_ago).await,
+        vec![(1, ExecutionStatus::Failed)]
+    );
+
+    // The engine goes on: the running attempt completes into today's partition,
+    // and a retry of the old failure brings it back to the active half.
+    let started_at: DateTime<Utc> = sqlx::query_scalar("SELECT started_at FROM jobs WHERE id = $1")
+        .bind(running)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let done = FinishedAttempt {
+        id: running,
+        run: 1,
+        attempt: 1,
+        worker_id: "w1".into(),
+        started_at,
+        finished_at: Utc::now(),
+        state: FinalState::Completed(json!({"ok": true})),
+    };
+    assert_eq!(
+        store.finish(&[done], Uuid::new_v4()).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        table_of(&pool, running).await,
+        format!("jobs_history_p{today}")
+    );
+    let retried = store
+        .retry_failed("diagnostics", &[failed_long_ago])
+        .await
+        .unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(table_of(&pool, failed_long_ago).await, "jobs_active");
+    assert_eq!(
+        store
+            .counted_jobs(None, Some(JobStatus::Completed), None)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .counted_jobs(None, Some(JobStatus::Pending), None)
+            .await
+            .unwrap(),
+        2
     );
 }

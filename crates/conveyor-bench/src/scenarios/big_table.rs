@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use chrono::Utc;
 
 use crate::report::{group_digits, Report};
 use crate::setup::{Bench, ADMIN_TOKEN};
@@ -190,6 +191,14 @@ impl Bench {
             }
         }
         ensure!(!queues.is_empty(), "the catalog has no job types");
+        // The days the fill's records finished on get their partitions first, as
+        // a deployment's retention pass made them day by day.
+        let today = Utc::now().date_naive();
+        self.conveyor
+            .store()
+            .add_history_partitions(today - chrono::Duration::days(31), today)
+            .await
+            .context("creating the history's daily partitions")?;
         let mut done = 0;
         while done < n {
             let size = FILL_CHUNK.min(n - done);

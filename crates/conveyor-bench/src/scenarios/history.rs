@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use queue_core::job::JobStatus;
+use queue_core::store::DueRecords;
 
 use crate::measure::postgres_cpu_ticks;
 use crate::report::{group_digits, Report, Target};
@@ -99,22 +100,47 @@ impl Bench {
     }
 
     /// Prunes `queues`' records of every finished state finished more than
-    /// [`PRUNE_OLDER_THAN_S`] ago as retention does (`Store::prune_finished`),
-    /// then vacuums what the deletions left, counting PostgreSQL's CPU for both.
+    /// [`PRUNE_OLDER_THAN_S`] ago as retention's pass does: the days past that age
+    /// dropped with their partitions (`Store::drop_expired_history`), then the
+    /// records due one by one (`Store::prune_batch`); then vacuums what the
+    /// deletions left, counting PostgreSQL's CPU for all of it.
     async fn prune_history(&self, queues: &[String]) -> Result<Pruned> {
         let (cpu0, started) = (postgres_cpu_ticks(), Instant::now());
         let store = self.conveyor.store();
-        let mut records = 0;
+        let mut due = Vec::new();
         for queue in queues {
             for status in [
                 JobStatus::Completed,
                 JobStatus::Failed,
                 JobStatus::Cancelled,
             ] {
-                records += store
-                    .prune_finished(queue, status, PRUNE_OLDER_THAN_S, 0)
+                if let Some(cursor) = store
+                    .prune_start(queue, status, PRUNE_OLDER_THAN_S, 0)
                     .await
-                    .with_context(|| format!("pruning {queue} {status:?}"))?;
+                    .with_context(|| format!("pruning {queue} {status:?}"))?
+                {
+                    due.push(DueRecords {
+                        queue: queue.clone(),
+                        status,
+                        cursor,
+                    });
+                }
+            }
+        }
+        let dropped = store
+            .drop_expired_history(&due, PRUNE_OLDER_THAN_S)
+            .await
+            .context("dropping the history's expired partitions")?;
+        let mut records = dropped as u64;
+        for d in &due {
+            let mut cursor = Some(d.cursor);
+            while let Some(from) = cursor {
+                let (n, next) = store
+                    .prune_batch(&d.queue, d.status, from)
+                    .await
+                    .with_context(|| format!("pruning {} {:?}", d.queue, d.status))?;
+                records += n;
+                cursor = next;
             }
         }
         let cpu_deleted = postgres_cpu_ticks();

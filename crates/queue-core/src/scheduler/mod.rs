@@ -34,6 +34,7 @@ use crate::error::{EnqueueError, StoreError};
 use crate::job::{Backoff, JobStatus, NewJob, Priority};
 use crate::service::{self, Liveness};
 use crate::store::schedules::{self, Schedule, ScheduleSpec, ScheduleStatus, SCHEDULES_CHANNEL};
+use crate::store::{DueRecords, PARTITION_DROP_MIN_AGE_S};
 
 /// The least pause between two retention batches; a batch that took longer is
 /// followed by a pause as long as itself, so retention keeps to about half of one
@@ -316,12 +317,21 @@ async fn run_retention(conveyor: Conveyor, interval: Duration, stop: Cancellatio
 
 /// One pass over every configured queue's retention. With `paced`, pauses between
 /// batches (see [`RETENTION_PAUSE`]) and ends early once that token is cancelled.
+///
+/// First the history's daily partitions: the coming days' are created, and each
+/// day past the shortest retention age (a day at least) is dropped whole, its
+/// records that are not due moving to the default partition. Then the records
+/// due one by one (see [`PARTITION_DROP_MIN_AGE_S`]).
 async fn prune_pass(
     conveyor: &Conveyor,
     paced: Option<&CancellationToken>,
 ) -> Result<u64, StoreError> {
     let store = conveyor.store();
-    let mut deleted = 0;
+    if let Err(e) = store.prepare_history_partitions().await {
+        tracing::warn!(error = %e, "could not create the coming days' history partitions");
+    }
+    let mut due = Vec::new();
+    let mut drop_after_s: Option<u64> = None;
     for (queue, q) in &conveyor.config().queues {
         let r = q.retention;
         for (status, max_age_s, keep) in [
@@ -332,21 +342,45 @@ async fn prune_pass(
             ),
             (JobStatus::Failed, r.failed_max_age_s, r.keep_failed),
         ] {
-            let mut cursor = store.prune_start(queue, status, max_age_s, keep).await?;
-            while let Some(from) = cursor {
-                if paced.is_some_and(CancellationToken::is_cancelled) {
-                    return Ok(deleted);
-                }
-                let began = Instant::now();
-                let (n, next) = store.prune_batch(queue, status, from).await?;
-                deleted += n;
-                cursor = next;
-                if let (Some(stop), Some(_)) = (paced, cursor) {
-                    let pause = began.elapsed().max(RETENTION_PAUSE);
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(deleted),
-                        _ = tokio::time::sleep(pause) => {}
-                    }
+            let age = max_age_s.max(PARTITION_DROP_MIN_AGE_S);
+            drop_after_s = Some(drop_after_s.map_or(age, |a| a.min(age)));
+            if let Some(cursor) = store.prune_start(queue, status, max_age_s, keep).await? {
+                due.push(DueRecords {
+                    queue: queue.clone(),
+                    status,
+                    cursor,
+                });
+            }
+        }
+    }
+    let mut deleted = 0;
+    if let Some(after_s) = drop_after_s {
+        match store.drop_expired_history(&due, after_s).await {
+            Ok(n) => deleted += n as u64,
+            // A lock not granted in time (or a concurrent pass): the next pass.
+            Err(e) => tracing::warn!(error = %e, "could not drop expired history partitions"),
+        }
+    }
+    for DueRecords {
+        queue,
+        status,
+        cursor,
+    } in due
+    {
+        let mut cursor = Some(cursor);
+        while let Some(from) = cursor {
+            if paced.is_some_and(CancellationToken::is_cancelled) {
+                return Ok(deleted);
+            }
+            let began = Instant::now();
+            let (n, next) = store.prune_batch(&queue, status, from).await?;
+            deleted += n;
+            cursor = next;
+            if let (Some(stop), Some(_)) = (paced, cursor) {
+                let pause = began.elapsed().max(RETENTION_PAUSE);
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(deleted),
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         }

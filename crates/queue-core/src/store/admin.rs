@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::dispatch::outbox_cte;
 use super::jobs::{JobFilter, JOB_COLUMNS};
-use super::Store;
+use super::{retry_if_moved, Store};
 use crate::error::StoreError;
 use crate::job::{Job, JobStatus};
 
@@ -83,11 +83,14 @@ impl Store {
         // explains a refusal; look again a few times before answering.
         let mut seen = None;
         for _ in 0..3 {
-            let retried: Option<Job> = sqlx::query_as(&retry_sql(""))
-                .bind(vec![id])
-                .bind(&RETRYABLE[..])
-                .fetch_optional(&self.pool)
-                .await?;
+            let sql = retry_sql("");
+            let retried: Option<Job> = retry_if_moved(|| {
+                sqlx::query_as(&sql)
+                    .bind(vec![id])
+                    .bind(&RETRYABLE[..])
+                    .fetch_optional(&self.pool)
+            })
+            .await?;
             if let Some(job) = retried {
                 return Ok(RetryOutcome::Retried(Box::new(job)));
             }
@@ -116,12 +119,15 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(sqlx::query_as(&retry_sql("AND queue_name = $3"))
-            .bind(ids)
-            .bind(&["FAILED"][..])
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?)
+        let sql = retry_sql("AND queue_name = $3");
+        retry_if_moved(|| {
+            sqlx::query_as(&sql)
+                .bind(ids)
+                .bind(&["FAILED"][..])
+                .bind(queue)
+                .fetch_all(&self.pool)
+        })
+        .await
     }
 
     /// Counts by state of each of `queues`, in their order, from the trigger-kept

@@ -42,7 +42,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let parent: Option<bool> = sqlx::query_scalar(
             "SELECT cancel_requested FROM jobs
-             WHERE id = $1 AND status = 'RUNNING' AND runs = $2 AND attempts = $3 AND worker_id = $4
+             WHERE id = $1 AND completed_at IS NULL AND status = 'RUNNING' AND runs = $2 AND attempts = $3
+               AND worker_id = $4
              FOR UPDATE",
         )
         .bind(held.id)
@@ -79,7 +80,7 @@ impl Store {
                              progress_message = '0 of ' || $2 || ' children finished',
                              status = CASE WHEN $2 = 0 THEN 'COMPLETED' ELSE 'RUNNING' END,
                              completed_at = CASE WHEN $2 = 0 THEN now() END
-             WHERE id = $1",
+             WHERE id = $1 AND completed_at IS NULL",
         )
         .bind(held.id)
         .bind(inserted.len() as i32)

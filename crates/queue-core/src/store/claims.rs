@@ -10,19 +10,26 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::dispatch::outbox_cte;
-use super::{Store, RELAXED_COMMIT};
+use super::{retry_if_moved, Store, RELAXED_COMMIT};
 use crate::error::StoreError;
 use crate::job::{ExecutionStatus, JobStatus};
 
 /// The claim: one key look-up per id whatever the statistics say (see `waits!`),
-/// each row locked in id order. A join with the ids (not `id = ANY($1)`) keeps
-/// the look-ups in the array's order.
+/// each row locked in id order. A join with the ids keeps the look-ups in the
+/// array's order.
+///
+/// `j.id = ANY($1)` repeats the join for the planner, as every statement here
+/// that names its jobs by id does: the waiting-and-running half of `jobs` is
+/// often analysed while empty (after a drain), and with "no rows" in its
+/// statistics the planner made it the outer side of the join, a whole scan of
+/// the half for each statement. With the ids as an index condition, each plan
+/// it can choose looks them up.
 const CLAIM_SQL: &str = concat!(
     "UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, started_at = now(), worker_id = $2,
                    progress = 0, progress_message = NULL,
                    lease_expires_at = now() + make_interval(secs => $3)
  FROM unnest($1::uuid[]) AS c(id)
- WHERE j.id = c.id AND ",
+ WHERE j.id = c.id AND j.id = ANY($1) AND j.completed_at IS NULL AND ",
     waits!("j.status"),
     " AND NOT j.cancel_requested
    AND j.run_at <= now() + interval '1 second'
@@ -161,12 +168,15 @@ impl Store {
         worker_id: &str,
         lease: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        Ok(sqlx::query_as(CLAIM_SQL)
-            .bind(sorted(ids))
-            .bind(worker_id)
-            .bind(lease.as_secs_f64())
-            .fetch_all(&self.pool)
-            .await?)
+        let ids = sorted(ids);
+        retry_if_moved(|| {
+            sqlx::query_as(CLAIM_SQL)
+                .bind(&ids)
+                .bind(worker_id)
+                .bind(lease.as_secs_f64())
+                .fetch_all(&self.pool)
+        })
+        .await
     }
 
     /// Extends the leases of the attempts a live worker still runs.
@@ -180,18 +190,20 @@ impl Store {
             return Ok(());
         }
         let (ids, runs, attempts) = unzip_held(&in_id_order(held, |h| h.id));
-        sqlx::query(
-            "UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $5)
-             FROM unnest($1::uuid[], $2::int[], $3::int[]) AS h(id, run, attempt)
-             WHERE j.id = h.id AND j.runs = h.run AND j.attempts = h.attempt AND j.status = 'RUNNING'
-               AND j.worker_id = $4",
-        )
-        .bind(&ids)
-        .bind(&runs)
-        .bind(&attempts)
-        .bind(worker_id)
-        .bind(lease.as_secs_f64())
-        .execute(&self.pool)
+        retry_if_moved(|| {
+            sqlx::query(
+                "UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $5)
+                 FROM unnest($1::uuid[], $2::int[], $3::int[]) AS h(id, run, attempt)
+                 WHERE j.id = h.id AND j.id = ANY($1) AND j.runs = h.run AND j.attempts = h.attempt
+                   AND j.status = 'RUNNING' AND j.completed_at IS NULL AND j.worker_id = $4",
+            )
+            .bind(&ids)
+            .bind(&runs)
+            .bind(&attempts)
+            .bind(worker_id)
+            .bind(lease.as_secs_f64())
+            .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
@@ -256,8 +268,8 @@ impl Store {
                     progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,
                     lease_expires_at = NULL
                 FROM input i
-                WHERE j.id = i.id AND j.status = 'RUNNING' AND j.runs = i.run AND j.attempts = i.attempt
-                  AND j.worker_id = i.worker_id
+                WHERE j.id = i.id AND j.id = ANY($1) AND j.status = 'RUNNING' AND j.completed_at IS NULL AND j.runs = i.run
+                  AND j.attempts = i.attempt AND j.worker_id = i.worker_id
                 RETURNING j.id, j.status, j.runs, j.started_at, j.completed_at
              ), logged AS (
                 INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
@@ -316,7 +328,7 @@ impl Store {
         let order = in_id_order(&pairs, |(h, _)| h.id);
         let (ids, runs, attempts) = unzip_held(&order.iter().map(|(h, _)| h).collect::<Vec<_>>());
         let delays_ms: Vec<i64> = order.iter().map(|(_, d)| *d).collect();
-        Ok(sqlx::query_scalar(&format!(
+        let sql = format!(
             "WITH released AS (
                 UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED'
                                                 WHEN h.delay_ms > 0 THEN 'DELAYED' ELSE 'PENDING' END,
@@ -325,21 +337,24 @@ impl Store {
                         run_at = now() + make_interval(secs => h.delay_ms / 1000.0),
                         lease_expires_at = NULL
                 FROM unnest($1::uuid[], $2::int[], $3::int[], $6::bigint[]) AS h(id, run, attempt, delay_ms)
-                WHERE j.id = h.id AND j.status = 'RUNNING' AND j.runs = h.run AND j.attempts = h.attempt
-                  AND j.worker_id = $4
+                WHERE j.id = h.id AND j.id = ANY($1) AND j.status = 'RUNNING' AND j.completed_at IS NULL AND j.runs = h.run
+                  AND j.attempts = h.attempt AND j.worker_id = $4
                 RETURNING j.id, j.status
              ), outbox AS ({})
              SELECT id FROM released",
             outbox_cte("released", "WHERE status IN ('PENDING', 'DELAYED')", "$5", "true")
-        ))
-        .bind(&ids)
-        .bind(&runs)
-        .bind(&attempts)
-        .bind(worker_id)
-        .bind(outbox)
-        .bind(&delays_ms)
-        .fetch_all(&self.pool)
-        .await?)
+        );
+        retry_if_moved(|| {
+            sqlx::query_scalar(&sql)
+                .bind(&ids)
+                .bind(&runs)
+                .bind(&attempts)
+                .bind(worker_id)
+                .bind(outbox)
+                .bind(&delays_ms)
+                .fetch_all(&self.pool)
+        })
+        .await
     }
 
     /// Writes the latest progress of running attempts (stale attempts are ignored).
@@ -357,21 +372,24 @@ impl Store {
         let attempts: Vec<i32> = updates.iter().map(|u| u.attempt).collect();
         let percents: Vec<i16> = updates.iter().map(|u| u.percent).collect();
         let messages: Vec<&str> = updates.iter().map(|u| u.message.as_str()).collect();
-        sqlx::query(&format!(
+        let sql = format!(
             "WITH {RELAXED_COMMIT}
              UPDATE jobs j SET progress = u.percent, progress_message = u.message
              FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::text[], $5::int[])
                   AS u(id, attempt, percent, message, run), relaxed
-             WHERE j.id = u.id AND j.runs = u.run AND j.attempts = u.attempt AND j.status = 'RUNNING'
-               AND j.worker_id = $6",
-        ))
-        .bind(&ids)
-        .bind(&attempts)
-        .bind(&percents)
-        .bind(&messages)
-        .bind(&runs)
-        .bind(worker_id)
-        .execute(&self.pool)
+             WHERE j.id = u.id AND j.id = ANY($1) AND j.runs = u.run AND j.attempts = u.attempt
+               AND j.status = 'RUNNING' AND j.completed_at IS NULL AND j.worker_id = $6",
+        );
+        retry_if_moved(|| {
+            sqlx::query(&sql)
+                .bind(&ids)
+                .bind(&attempts)
+                .bind(&percents)
+                .bind(&messages)
+                .bind(&runs)
+                .bind(worker_id)
+                .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
@@ -451,9 +469,37 @@ mod tests {
                 .await
                 .unwrap();
         tx.rollback().await.unwrap();
-        let plan = plan.to_string();
-        assert!(plan.contains("jobs_pkey"), "{plan}");
-        assert!(!plan.contains("jobs_waiting_idx"), "{plan}");
+        // The waiting-and-running half is read once, with the ids as its
+        // condition: by its id index, or (while PostgreSQL takes it for nearly
+        // empty, as its statistics say) in one pass; never once per id.
+        let mut reads = Vec::new();
+        let mut stack = vec![&plan[0]["Plan"]];
+        while let Some(node) = stack.pop() {
+            if node["Relation Name"] == "jobs_active" {
+                reads.push(node.clone());
+            }
+            if let Some(children) = node["Plans"].as_array() {
+                stack.extend(children);
+            }
+        }
+        assert_eq!(reads.len(), 1, "{plan}");
+        let read = &reads[0];
+        let condition = match read["Node Type"].as_str() {
+            Some("Index Scan") => {
+                assert_eq!(read["Index Name"], "jobs_active_id_idx", "{plan}");
+                &read["Index Cond"]
+            }
+            Some("Seq Scan") => {
+                assert_ne!(read["Parent Relationship"], "Inner", "{plan}");
+                &read["Filter"]
+            }
+            _ => panic!("{plan}"),
+        };
+        assert!(
+            condition.as_str().is_some_and(|c| c.contains("id = ")),
+            "{plan}"
+        );
+        assert!(!plan.to_string().contains("jobs_waiting_idx"), "{plan}");
 
         // And it claims what it is given.
         let store = Store::new(pool);

@@ -87,21 +87,33 @@ pub(crate) async fn insert_many(
         timeouts.push(j.timeout_ms);
         backoffs.push(j.backoff.as_ref());
     }
+    // A job with a key is written only if its key was free: the key's row is
+    // taken first, in the same statement (a concurrent writer of the same key
+    // waits for this transaction and then finds it taken).
     let sql = format!(
-        "WITH inserted AS (
-         INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, priority, parent_id, \
-                           idempotency_key, run_at, timeout_ms, backoff)
-         SELECT id, queue_name, job_type,
-                CASE WHEN run_at > now() THEN 'DELAYED' ELSE 'PENDING' END,
-                payload, max_attempts, priority, parent_id, idempotency_key, COALESCE(run_at, now()),
-                timeout_ms, backoff
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::uuid[],
-                     $8::text[], $9::timestamptz[], $10::int[], $11::jsonb[])
-              WITH ORDINALITY AS t(id, queue_name, job_type, payload, max_attempts, priority, parent_id,
-                   idempotency_key, run_at, timeout_ms, backoff, ord)
-         ORDER BY ord
-         ON CONFLICT (queue_name, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING {JOB_COLUMNS}
+        "WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],
+                                 $7::uuid[], $8::text[], $9::timestamptz[], $10::int[], $11::jsonb[])
+                 WITH ORDINALITY AS t(id, queue_name, job_type, payload, max_attempts, priority, parent_id,
+                      idempotency_key, run_at, timeout_ms, backoff, ord)
+         ), keyed AS (
+            INSERT INTO job_idempotency_keys (queue_name, idempotency_key, job_id)
+            SELECT queue_name, idempotency_key, id FROM input
+            WHERE idempotency_key IS NOT NULL
+            ORDER BY ord
+            ON CONFLICT (queue_name, idempotency_key) DO NOTHING
+            RETURNING job_id
+         ), inserted AS (
+            INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, priority, parent_id, \
+                              idempotency_key, run_at, timeout_ms, backoff)
+            SELECT id, queue_name, job_type,
+                   CASE WHEN run_at > now() THEN 'DELAYED' ELSE 'PENDING' END,
+                   payload, max_attempts, priority, parent_id, idempotency_key, COALESCE(run_at, now()),
+                   timeout_ms, backoff
+            FROM input
+            WHERE idempotency_key IS NULL OR id IN (SELECT job_id FROM keyed)
+            ORDER BY ord
+            RETURNING {JOB_COLUMNS}
          ), outbox AS ({})
          SELECT * FROM inserted",
         outbox_cte("inserted", "", "$12", "$13")
@@ -131,8 +143,10 @@ pub(crate) async fn existing_by_key(
 ) -> Result<Vec<Job>, StoreError> {
     let (queues, keys): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE (queue_name, idempotency_key) IN
-           (SELECT * FROM unnest($1::text[], $2::text[]))"
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE id IN
+           (SELECT k.job_id FROM job_idempotency_keys k
+            JOIN unnest($1::text[], $2::text[]) AS p(queue_name, idempotency_key)
+              ON k.queue_name = p.queue_name AND k.idempotency_key = p.idempotency_key)"
     );
     Ok(sqlx::query_as(&sql)
         .bind(&queues)

@@ -25,6 +25,7 @@ mod claims;
 mod counters;
 mod dispatch;
 pub mod domain;
+mod history;
 pub(crate) mod jobs;
 mod queues;
 mod recovery;
@@ -43,10 +44,11 @@ pub use domain::{
     Author, AuthorEnrichment, Book, CefrLevel, Chapter, DomainError, NewBook, NewChapter, NewQuote,
     Quote, UpsertedBook,
 };
+pub use history::{DueRecords, HistoryPartition, HISTORY_DAYS_AHEAD};
 pub use jobs::{InsertedJob, JobFilter};
 pub use recovery::{Recovered, WaitingJob};
 pub use reports::{ErrorGroup, ERROR_WINDOW};
-pub use retention::{PruneCursor, RETENTION_BATCH};
+pub use retention::{PruneCursor, PARTITION_DROP_MIN_AGE_S, RETENTION_BATCH};
 pub use schedules::{Schedule, ScheduleSpec, ScheduleStatus, ScheduleWrite, SCHEDULES_CHANNEL};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -66,6 +68,33 @@ use crate::error::StoreError;
 /// caught exactly that).
 const RELAXED_COMMIT: &str =
     "relaxed AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))";
+
+/// How often a statement refused because its row moved is tried again.
+const MOVED_ROW_TRIES: usize = 5;
+
+/// Runs `statement` again while PostgreSQL refuses it because a row it waited for
+/// was moved to the other half of `jobs` by the transaction it waited for (a
+/// completion, a cancel or a retry moves a record between the waiting-and-running
+/// half and the history; SQLSTATE 40001, "tuple to be locked was already moved to
+/// another partition"). Every statement wrapped here is guarded by the state it
+/// expects, so run again it simply no longer matches the moved record.
+async fn retry_if_moved<T, F, Fut>(mut statement: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 1;
+    loop {
+        match statement().await {
+            Err(sqlx::Error::Database(db))
+                if tries < MOVED_ROW_TRIES && db.code().as_deref() == Some("40001") =>
+            {
+                tries += 1;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
 
 /// Pooled connections idle longer than this are pinged before use.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);

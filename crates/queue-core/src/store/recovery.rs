@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::dispatch::outbox_cte;
-use super::Store;
+use super::{retry_if_moved, Store};
 use crate::error::StoreError;
 use crate::job::JobStatus;
 
@@ -45,15 +45,16 @@ impl Store {
         limit: i64,
         live_workers: &[String],
     ) -> Result<Vec<Recovered>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        let sql = format!(
             "WITH expired AS (
                 SELECT j.id FROM jobs j
-                WHERE j.status = 'RUNNING' AND j.lease_expires_at < now()
+                WHERE j.status = 'RUNNING' AND j.completed_at IS NULL AND j.lease_expires_at < now()
                   AND NOT (j.worker_id = ANY($2) AND NOT EXISTS (
                       SELECT 1 FROM workers w WHERE w.id = j.worker_id AND w.last_heartbeat > j.lease_expires_at))
                 ORDER BY j.lease_expires_at LIMIT $1 FOR UPDATE OF j SKIP LOCKED
              ), old AS (
                 SELECT j.id, j.runs, j.attempts, j.worker_id, j.started_at FROM jobs j JOIN expired USING (id)
+                WHERE j.completed_at IS NULL
              ), updated AS (
                 UPDATE jobs j SET
                     status = CASE WHEN j.cancel_requested THEN 'CANCELLED'
@@ -62,7 +63,7 @@ impl Store {
                     error = 'worker lost (lease expired during attempt ' || j.attempts || ')',
                     completed_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN now() END,
                     run_at = now(), lease_expires_at = NULL
-                FROM expired WHERE j.id = expired.id
+                FROM expired WHERE j.id = expired.id AND j.completed_at IS NULL
                 RETURNING j.id, j.queue_name, j.job_type, j.status, j.runs, j.attempts, j.error, j.completed_at
              ), logged AS (
                 INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
@@ -74,11 +75,14 @@ impl Store {
              ), outbox AS ({})
              SELECT id, queue_name, job_type, status, runs, attempts, error, completed_at FROM updated",
             outbox_cte("updated", "WHERE status IN ('RETRYING', 'FAILED')", "gen_random_uuid()", "false")
-        ))
-        .bind(limit)
-        .bind(live_workers)
-        .fetch_all(&self.pool)
-        .await?)
+        );
+        retry_if_moved(|| {
+            sqlx::query_as(&sql)
+                .bind(limit)
+                .bind(live_workers)
+                .fetch_all(&self.pool)
+        })
+        .await
     }
 
     /// Names every waiting job of `queue`, and its newest `dead_letters` FAILED

@@ -34,9 +34,10 @@ const KEEP_BOUNDARY_SQL: &str = "SELECT completed_at, id FROM jobs
      OFFSET $3 LIMIT 1";
 
 /// One batch: the newest $5 records below ($3, $4). The ids go through an array
-/// so the deletion looks each one up by primary key whatever the plan's guess of
-/// their number (joined as `IN`, a generic plan hashed a scan of the whole table).
-const PRUNE_BATCH_SQL: &str = "DELETE FROM jobs WHERE id = ANY(ARRAY(
+/// so the deletion looks each one up by its id index whatever the plan's guess of
+/// their number (joined as `IN`, a generic plan hashed a scan of the whole table);
+/// `completed_at <= $3` spares it the look-ups in the partitions of later days.
+const PRUNE_BATCH_SQL: &str = "DELETE FROM jobs WHERE completed_at <= $3 AND id = ANY(ARRAY(
        SELECT id FROM jobs
        WHERE queue_name = $1 AND status = $2 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')
          AND (completed_at, id) < ($3, $4)
@@ -45,12 +46,44 @@ const PRUNE_BATCH_SQL: &str = "DELETE FROM jobs WHERE id = ANY(ARRAY(
        FOR UPDATE SKIP LOCKED))
      RETURNING completed_at, id";
 
+/// [`PRUNE_BATCH_SQL`] over the default partition of the history only: with a
+/// maximum age of a day or more, the records of a dated partition go with their
+/// partition (see [`PARTITION_DROP_MIN_AGE_S`]).
+const PRUNE_DEFAULT_BATCH_SQL: &str =
+    "DELETE FROM jobs WHERE completed_at <= $3 AND id = ANY(ARRAY(
+       SELECT id FROM jobs_history_default
+       WHERE queue_name = $1 AND status = $2 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+         AND (completed_at, id) < ($3, $4)
+       ORDER BY completed_at DESC, id DESC
+       LIMIT $5
+       FOR UPDATE SKIP LOCKED))
+     RETURNING completed_at, id";
+
+/// Maximum ages from a day up leave the records of the history's dated (daily)
+/// partitions to the partition's drop: deleted with their day, up to a day after
+/// their age is reached, instead of one by one as each comes due. Shorter ages
+/// are applied to each record.
+pub const PARTITION_DROP_MIN_AGE_S: u64 = 86_400;
+
 /// Where a prune of one queue and state stands: records strictly below this
 /// `(completed_at, id)` are due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PruneCursor {
     completed_at: DateTime<Utc>,
     id: Uuid,
+    /// Records of the history's default partition only (see
+    /// [`PARTITION_DROP_MIN_AGE_S`]); the same for every cursor of one prune.
+    default_partition_only: bool,
+}
+
+impl PruneCursor {
+    pub fn completed_at(&self) -> DateTime<Utc> {
+        self.completed_at
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
 }
 
 impl Store {
@@ -71,10 +104,12 @@ impl Store {
             .bind(max_age_s.min(MAX_AGE_CAP_S) as f64)
             .fetch_one(&self.pool)
             .await?;
+        let default_partition_only = max_age_s >= PARTITION_DROP_MIN_AGE_S;
         // Uuid::nil() sorts first: every record finished before the cutoff is below.
         let by_age = PruneCursor {
             completed_at: cutoff,
             id: Uuid::nil(),
+            default_partition_only,
         };
         if keep == 0 {
             return Ok(Some(by_age));
@@ -90,7 +125,11 @@ impl Store {
             // Records without a finish time sort first (newest): every dated one
             // is below the keep-th.
             Some((None, _)) => Some(by_age),
-            Some((Some(completed_at), id)) => Some(by_age.min(PruneCursor { completed_at, id })),
+            Some((Some(completed_at), id)) => Some(by_age.min(PruneCursor {
+                completed_at,
+                id,
+                default_partition_only,
+            })),
         })
     }
 
@@ -103,7 +142,12 @@ impl Store {
         status: JobStatus,
         from: PruneCursor,
     ) -> Result<(u64, Option<PruneCursor>), StoreError> {
-        let gone: Vec<(Option<DateTime<Utc>>, Uuid)> = sqlx::query_as(PRUNE_BATCH_SQL)
+        let sql = if from.default_partition_only {
+            PRUNE_DEFAULT_BATCH_SQL
+        } else {
+            PRUNE_BATCH_SQL
+        };
+        let gone: Vec<(Option<DateTime<Utc>>, Uuid)> = sqlx::query_as(sql)
             .bind(queue)
             .bind(status.as_str())
             .bind(from.completed_at)
@@ -114,7 +158,13 @@ impl Store {
         let deleted = gone.len() as u64;
         let next = gone
             .into_iter()
-            .filter_map(|(t, id)| t.map(|completed_at| PruneCursor { completed_at, id }))
+            .filter_map(|(t, id)| {
+                t.map(|completed_at| PruneCursor {
+                    completed_at,
+                    id,
+                    default_partition_only: from.default_partition_only,
+                })
+            })
             .min();
         Ok(match next {
             Some(next) if deleted >= RETENTION_BATCH as u64 => (deleted, Some(next)),
