@@ -221,6 +221,35 @@ SELECT queue_name, idempotency_key, id FROM jobs_unpartitioned WHERE idempotency
 -- not change: the same records, counted once).
 DROP TABLE jobs_unpartitioned;
 
+-- Statistics for the active half before it first holds jobs. Without any, the
+-- planner takes `completed_at IS NULL` (what prunes a statement to this half) to
+-- match 0.5 % of its rows and the id look-ups of a claim or a completion to match
+-- thousands, and chose to read the whole half for each: a claim of 100 ids beside
+-- a backlog of 100 000 took 36 ms instead of 2. A sample of waiting and running
+-- rows, analysed and removed, leaves statistics that say what the half holds
+-- (PostgreSQL keeps a column's statistics when a later ANALYZE finds no rows).
+-- Before the triggers exist, so nothing counts them.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM jobs_active) THEN
+        -- As the engine writes them: a running job has its worker (a few
+        -- workers hold many jobs each), its start and its lease.
+        INSERT INTO jobs_active (id, queue_name, job_type, status, payload, attempts, max_attempts,
+                                 run_at, started_at, worker_id, lease_expires_at)
+        SELECT gen_random_uuid(), 'statistics', 'SAMPLE', s.status, '{}',
+               CASE WHEN s.status = 'RUNNING' THEN 1 ELSE 0 END, 3, now(),
+               CASE WHEN s.status = 'RUNNING' THEN now() END,
+               CASE WHEN s.status = 'RUNNING' THEN 'sample-worker-' || g % 4 END,
+               CASE WHEN s.status = 'RUNNING' THEN now() + interval '30 seconds' END
+        FROM generate_series(1, 400) g,
+             LATERAL (SELECT (ARRAY['PENDING', 'DELAYED', 'RUNNING', 'RETRYING'])[1 + g % 4] AS status) s;
+        ANALYZE jobs_active;
+        DELETE FROM jobs_active;
+    ELSE
+        ANALYZE jobs_active;
+    END IF;
+END $$;
+
 -- A deleted record releases its key (a move between halves is no delete).
 CREATE FUNCTION conveyor_release_idempotency_keys() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -1,5 +1,7 @@
 //! Readings from /proc (CPU time, memory) and percentiles.
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result};
 
 /// Clock ticks per second of the CPU times in /proc (`getconf CLK_TCK`, else 100).
@@ -71,6 +73,33 @@ pub(crate) fn postgres_cpu_ticks() -> u64 {
         .into_iter()
         .filter_map(|p| proc_cpu_ticks(p).ok())
         .sum()
+}
+
+/// CPU ticks of each local PostgreSQL process at one moment. A sum over the
+/// processes alive at two moments is no measure of what happened between them:
+/// a process that ends (a client's connection closing) takes its ticks out of
+/// the second sum, which then may even fall.
+pub(crate) struct PostgresCpu(HashMap<u32, u64>);
+
+impl PostgresCpu {
+    pub(crate) fn now() -> Self {
+        Self(
+            pids_named("postgres")
+                .into_iter()
+                .filter_map(|p| Some((p, proc_cpu_ticks(p).ok()?)))
+                .collect(),
+        )
+    }
+
+    /// Ticks the processes alive now used since `self` (one started meanwhile
+    /// counts from zero; one that ended meanwhile is left out).
+    pub(crate) fn ticks_since(&self) -> u64 {
+        Self::now()
+            .0
+            .iter()
+            .map(|(pid, t)| t.saturating_sub(self.0.get(pid).copied().unwrap_or(0)))
+            .sum()
+    }
 }
 
 /// Pids of the local processes whose command name is `comm` (e.g. `postgres`).

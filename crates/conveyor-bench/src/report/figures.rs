@@ -163,7 +163,8 @@ impl Report {
                 "share_of_a_core_percent": share,
             }),
         );
-        let label = "8. retention of the history (batched DELETE, then VACUUM)";
+        let label =
+            "8. retention of the history (expired days dropped, the rest deleted, then VACUUM)";
         self.push(label, "records/s", rate, Target::None, None);
         self.push(
             label,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use queue_core::job::JobStatus;
 use queue_core::store::DueRecords;
 
-use crate::measure::postgres_cpu_ticks;
+use crate::measure::PostgresCpu;
 use crate::report::{group_digits, Report, Target};
 use crate::setup::Bench;
 
@@ -105,7 +105,7 @@ impl Bench {
     /// records due one by one (`Store::prune_batch`); then vacuums what the
     /// deletions left, counting PostgreSQL's CPU for all of it.
     async fn prune_history(&self, queues: &[String]) -> Result<Pruned> {
-        let (cpu0, started) = (postgres_cpu_ticks(), Instant::now());
+        let (cpu0, started) = (PostgresCpu::now(), Instant::now());
         let store = self.conveyor.store();
         let mut due = Vec::new();
         for queue in queues {
@@ -143,19 +143,19 @@ impl Bench {
                 cursor = next;
             }
         }
-        let cpu_deleted = postgres_cpu_ticks();
+        let (deleting, vacuum0) = (cpu0.ticks_since(), PostgresCpu::now());
         for table in ["jobs", "job_executions"] {
             sqlx::query(&format!("VACUUM {table}"))
                 .execute(&self.pool)
                 .await
                 .with_context(|| format!("vacuuming {table}"))?;
         }
-        let cpu_vacuumed = postgres_cpu_ticks();
+        let vacuuming = vacuum0.ticks_since();
         Ok(Pruned {
             records,
             seconds: started.elapsed().as_secs_f64(),
-            postgres_cpu_s: cpu_vacuumed.saturating_sub(cpu0) as f64 / self.ticks,
-            vacuum_cpu_s: cpu_vacuumed.saturating_sub(cpu_deleted) as f64 / self.ticks,
+            postgres_cpu_s: (deleting + vacuuming) as f64 / self.ticks,
+            vacuum_cpu_s: vacuuming as f64 / self.ticks,
         })
     }
 }

@@ -398,7 +398,8 @@ impl Store {
     /// asked to cancel it (polled by workers as a fallback to the cancel channel).
     pub async fn cancel_requested(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE id = ANY($1) AND status = 'RUNNING' AND cancel_requested",
+            "SELECT id FROM jobs
+             WHERE id = ANY($1) AND completed_at IS NULL AND status = 'RUNNING' AND cancel_requested",
         )
         .bind(ids)
         .fetch_all(&self.pool)

@@ -95,7 +95,8 @@ impl Store {
     ) -> Result<u64, StoreError> {
         Ok(sqlx::query_scalar(
             "WITH lost AS (
-                SELECT id FROM jobs WHERE queue_name = $1 AND status IN ('PENDING', 'DELAYED', 'RETRYING')
+                SELECT id FROM jobs WHERE queue_name = $1 AND completed_at IS NULL
+                  AND status IN ('PENDING', 'DELAYED', 'RETRYING')
                 UNION ALL
                 (SELECT id FROM jobs WHERE queue_name = $1 AND status = 'FAILED'
                  ORDER BY completed_at DESC LIMIT $2)
@@ -120,7 +121,7 @@ impl Store {
     pub async fn redispatch_ids(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
         Ok(sqlx::query_scalar(concat!(
             "WITH waiting AS (
-                SELECT id FROM jobs WHERE id = ANY($1) AND ",
+                SELECT id FROM jobs WHERE id = ANY($1) AND completed_at IS NULL AND ",
             waits!("status"),
             "
              ), added AS (
@@ -141,7 +142,7 @@ impl Store {
         let rows: Vec<(Uuid, i32, i64)> = sqlx::query_as(concat!(
             "SELECT id, priority,
                     GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000))::bigint
-             FROM jobs WHERE id = ANY($1) AND ",
+             FROM jobs WHERE id = ANY($1) AND completed_at IS NULL AND ",
             waits!("status")
         ))
         .bind(ids)
@@ -165,7 +166,7 @@ impl Store {
             "SELECT id, priority,
                     GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000))::bigint
              FROM jobs
-             WHERE queue_name = $1 AND status IN ('PENDING', 'DELAYED', 'RETRYING')
+             WHERE queue_name = $1 AND completed_at IS NULL AND status IN ('PENDING', 'DELAYED', 'RETRYING')
                AND id > COALESCE($2, '00000000-0000-0000-0000-000000000000'::uuid)
                AND created_at < now() - make_interval(secs => $3)
              ORDER BY id LIMIT $4",
