@@ -223,7 +223,11 @@ impl Store {
                 ) AS k
                 ORDER BY k.created_at DESC, k.id DESC LIMIT $5 OFFSET $6
              )
-             SELECT {columns} FROM page JOIN jobs j USING (id)
+             SELECT {columns} FROM page JOIN jobs j ON j.id = page.id
+               -- A job finishes after it is created (a day of margin for the
+               -- workers' clocks): each row is looked up in the active half and
+               -- the days of the history from its creation on, not in every day.
+               AND (j.completed_at IS NULL OR j.completed_at >= page.created_at - interval '1 day')
              ORDER BY page.created_at DESC, page.id DESC",
             columns = qualified_job_columns("j")
         );

@@ -50,7 +50,8 @@ impl Store {
     /// whatever the size of the log: each state is read newest first from the
     /// partial (status, finished_at) index of attempts that did not complete, and
     /// the three streams are merged; attempts are summed per job before its type
-    /// is looked up (retries of one job share one look-up).
+    /// is looked up (retries of one job share one look-up), in the partitions
+    /// that can hold it.
     pub async fn error_groups(&self, limit: i64) -> Result<Vec<ErrorGroup>, StoreError> {
         Ok(sqlx::query_as(
             "WITH recent AS (
@@ -74,6 +75,11 @@ impl Store {
                     min(r.first_at) AS first_occurred_at,
                     max(r.last_at) AS last_occurred_at
              FROM per_job r JOIN jobs j ON j.id = r.job_id
+               -- A job still waits or runs, or finished after its attempt did:
+               -- only the active half and the history's recent days are read
+               -- (a day of margin for the workers' clocks).
+               AND (j.completed_at IS NULL
+                    OR j.completed_at >= (SELECT min(first_at) - interval '1 day' FROM per_job))
              GROUP BY j.job_type, r.error
              ORDER BY last_occurred_at DESC, j.job_type, r.error
              LIMIT $1",
