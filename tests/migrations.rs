@@ -81,6 +81,36 @@ async fn attempts(store: &Store, id: Uuid) -> Vec<(i32, ExecutionStatus)> {
         .collect()
 }
 
+/// When the running attempt of `id` started (a worker reports the start its
+/// claim read from the record).
+async fn started_at(pool: &PgPool, id: Uuid) -> DateTime<Utc> {
+    sqlx::query_scalar("SELECT started_at FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Completes the first attempt of `id`, held by `worker`, as a worker's completer
+/// does; returns how many records the write changed.
+async fn complete_first_attempt(
+    store: &Store,
+    id: Uuid,
+    worker: &str,
+    finished_at: DateTime<Utc>,
+) -> usize {
+    let done = FinishedAttempt {
+        id,
+        run: 1,
+        attempt: 1,
+        worker_id: worker.into(),
+        started_at: started_at(store.pool(), id).await,
+        finished_at,
+        state: FinalState::Completed(json!({"ok": true})),
+    };
+    store.finish(&[done], Uuid::new_v4()).await.unwrap().len()
+}
+
 #[sqlx::test(migrations = false)]
 async fn attempts_logged_before_completions_were_read_from_the_record_are_read_once(pool: PgPool) {
     migrate_to(&pool, ATTEMPT_ROWS_FOR_COMPLETIONS).await;
@@ -116,22 +146,15 @@ async fn attempts_logged_before_completions_were_read_from_the_record_are_read_o
     // The attempt running across the migration completes into the new shape: its
     // record tells it, no row is logged for it, and it is counted. (A worker
     // reports the start its claim read from the record.)
-    let started_at: DateTime<Utc> = sqlx::query_scalar("SELECT started_at FROM jobs WHERE id = $1")
-        .bind(running)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let done = FinishedAttempt {
-        id: running,
-        run: 1,
-        attempt: 1,
-        worker_id: "w2".into(),
-        started_at,
-        finished_at: started_at + Duration::milliseconds(200),
-        state: FinalState::Completed(json!({"ok": true})),
-    };
+    let started_at = started_at(&pool, running).await;
     assert_eq!(
-        store.finish(&[done], Uuid::new_v4()).await.unwrap().len(),
+        complete_first_attempt(
+            &store,
+            running,
+            "w2",
+            started_at + Duration::milliseconds(200)
+        )
+        .await,
         1
     );
     let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM job_executions WHERE job_id = $1")
@@ -300,22 +323,8 @@ async fn records_of_one_table_move_into_the_active_half_and_their_days_none_lost
 
     // The engine goes on: the running attempt completes into today's partition,
     // and a retry of the old failure brings it back to the active half.
-    let started_at: DateTime<Utc> = sqlx::query_scalar("SELECT started_at FROM jobs WHERE id = $1")
-        .bind(running)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let done = FinishedAttempt {
-        id: running,
-        run: 1,
-        attempt: 1,
-        worker_id: "w1".into(),
-        started_at,
-        finished_at: Utc::now(),
-        state: FinalState::Completed(json!({"ok": true})),
-    };
     assert_eq!(
-        store.finish(&[done], Uuid::new_v4()).await.unwrap().len(),
+        complete_first_attempt(&store, running, "w1", Utc::now()).await,
         1
     );
     assert_eq!(

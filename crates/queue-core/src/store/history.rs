@@ -4,6 +4,7 @@
 //! of history costs one `DROP TABLE`, not a `DELETE` per record.
 
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::retention::PruneCursor;
@@ -44,6 +45,18 @@ pub struct DueRecords {
 }
 
 impl Store {
+    /// A transaction for creating or dropping partitions, giving up on a lock
+    /// after [`PARTITION_LOCK_TIMEOUT`].
+    async fn partition_maintenance(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT}'"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        Ok(tx)
+    }
+
     /// Creates the missing daily partitions from `first_day` to `last_day` (UTC),
     /// moving records of those days out of the default partition. Returns how
     /// many were created.
@@ -52,12 +65,7 @@ impl Store {
         first_day: NaiveDate,
         last_day: NaiveDate,
     ) -> Result<i32, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!(
-            "SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT}'"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.partition_maintenance().await?;
         let created: i32 = sqlx::query_scalar("SELECT conveyor_add_history_partitions($1, $2)")
             .bind(first_day)
             .bind(last_day)
@@ -125,12 +133,7 @@ impl Store {
         let statuses: Vec<&str> = due.iter().map(|d| d.status.as_str()).collect();
         let cut_at: Vec<DateTime<Utc>> = due.iter().map(|d| d.cursor.completed_at()).collect();
         let cut_id: Vec<Uuid> = due.iter().map(|d| d.cursor.id()).collect();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!(
-            "SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT}'"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.partition_maintenance().await?;
         let dropped: i64 =
             sqlx::query_scalar("SELECT conveyor_drop_history_partition($1, $2, $3, $4, $5)")
                 .bind(&partition.name)

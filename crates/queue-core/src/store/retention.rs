@@ -33,31 +33,35 @@ const KEEP_BOUNDARY_SQL: &str = "SELECT completed_at, id FROM jobs
      ORDER BY completed_at DESC, id DESC
      OFFSET $3 LIMIT 1";
 
-/// One batch: the newest $5 records below ($3, $4). The ids go through an array
-/// so the deletion looks each one up by its id index whatever the plan's guess of
-/// their number (joined as `IN`, a generic plan hashed a scan of the whole table);
-/// `completed_at <= $3` spares it the look-ups in the partitions of later days.
-const PRUNE_BATCH_SQL: &str = "DELETE FROM jobs WHERE completed_at <= $3 AND id = ANY(ARRAY(
-       SELECT id FROM jobs
-       WHERE queue_name = $1 AND status = $2 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')
-         AND (completed_at, id) < ($3, $4)
-       ORDER BY completed_at DESC, id DESC
-       LIMIT $5
-       FOR UPDATE SKIP LOCKED))
-     RETURNING completed_at, id";
+/// One batch: the newest $5 records below ($3, $4) of `$table`. The ids go
+/// through an array so the deletion looks each one up by its id index whatever
+/// the plan's guess of their number (joined as `IN`, a generic plan hashed a scan
+/// of the whole table); `completed_at <= $3` spares it the look-ups in the
+/// partitions of later days. A macro so that `concat!` can name the table.
+macro_rules! prune_batch_sql {
+    ($table:literal) => {
+        concat!(
+            "DELETE FROM jobs WHERE completed_at <= $3 AND id = ANY(ARRAY(
+               SELECT id FROM ",
+            $table,
+            "
+               WHERE queue_name = $1 AND status = $2 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+                 AND (completed_at, id) < ($3, $4)
+               ORDER BY completed_at DESC, id DESC
+               LIMIT $5
+               FOR UPDATE SKIP LOCKED))
+             RETURNING completed_at, id"
+        )
+    };
+}
 
-/// [`PRUNE_BATCH_SQL`] over the default partition of the history only: with a
-/// maximum age of a day or more, the records of a dated partition go with their
-/// partition (see [`PARTITION_DROP_MIN_AGE_S`]).
-const PRUNE_DEFAULT_BATCH_SQL: &str =
-    "DELETE FROM jobs WHERE completed_at <= $3 AND id = ANY(ARRAY(
-       SELECT id FROM jobs_history_default
-       WHERE queue_name = $1 AND status = $2 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')
-         AND (completed_at, id) < ($3, $4)
-       ORDER BY completed_at DESC, id DESC
-       LIMIT $5
-       FOR UPDATE SKIP LOCKED))
-     RETURNING completed_at, id";
+/// A batch from all of the history.
+const PRUNE_BATCH_SQL: &str = prune_batch_sql!("jobs");
+
+/// A batch from the default partition of the history only: with a maximum age of
+/// a day or more, the records of a dated partition go with their partition (see
+/// [`PARTITION_DROP_MIN_AGE_S`]).
+const PRUNE_DEFAULT_BATCH_SQL: &str = prune_batch_sql!("jobs_history_default");
 
 /// Maximum ages from a day up leave the records of the history's dated (daily)
 /// partitions to the partition's drop: deleted with their day, up to a day after
