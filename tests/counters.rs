@@ -445,16 +445,18 @@ async fn errors_report_reads_only_the_most_recent_attempts(pool: PgPool) {
         .unwrap();
     // An old error beyond the window, then a window's worth of newer ones.
     sqlx::query(
-        "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
-         VALUES ($1, 1, 1, 'w', 'FAILED', now() - interval '2 days', now() - interval '2 days', 1, 'ancient')",
+        "INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at, finished_at,
+                                     duration_ms, error)
+         VALUES ($1, 'FAIL', 1, 1, 'w', 'FAILED', now() - interval '2 days', now() - interval '2 days', 1, 'ancient')",
     )
     .bind(ids[0])
     .execute(&env.pool)
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
-         SELECT $1, 1, a, 'w', CASE WHEN a % 2 = 0 THEN 'FAILED' ELSE 'LOST' END,
+        "INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at, finished_at,
+                                     duration_ms, error)
+         SELECT $1, 'FAIL', 1, a, 'w', CASE WHEN a % 2 = 0 THEN 'FAILED' ELSE 'LOST' END,
                 now() - a * interval '1 second', now() - a * interval '1 second', 1, 'recent'
          FROM generate_series(1, $2::int) AS a",
     )

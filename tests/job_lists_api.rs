@@ -10,6 +10,7 @@ use axum::http::{Method, StatusCode};
 use conveyor_tests::http::{ids_of, TestApi, VIEWER};
 use conveyor_tests::TestEnv;
 use queue_core::job::{JobStatus, NewJob};
+use queue_core::store::JobFilter;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -188,6 +189,129 @@ async fn list_filters_by_queue_status_job_type_and_parent(pool: PgPool) {
             "{query}"
         );
         assert_eq!(reply.body["total"], expected.len(), "{query}");
+    }
+}
+
+/// Inserts a record of `status` and `job_type` created `created_h` hours ago and,
+/// when finished, finished `finished_h` hours ago (a worker's clock may put a
+/// finish before the creation).
+async fn insert_aged(
+    env: &TestEnv,
+    status: &str,
+    job_type: &str,
+    created_h: f64,
+    finished_h: Option<f64>,
+) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at,
+                           created_at, completed_at)
+         SELECT gen_random_uuid(), $1, $2, $3, '{}', 1, c, c,
+                now() - make_interval(secs => $5 * 3600)
+         FROM (SELECT now() - make_interval(secs => $4 * 3600) AS c) s
+         RETURNING id",
+    )
+    .bind(Q)
+    .bind(job_type)
+    .bind(status)
+    .bind(created_h)
+    .bind(finished_h)
+    .fetch_one(&env.pool)
+    .await
+    .expect("insert record")
+}
+
+#[sqlx::test]
+async fn pages_over_weeks_of_daily_history_partitions_are_the_pages_of_all_records(pool: PgPool) {
+    let env = TestEnv::new(pool.clone()).await;
+    let store = env.conveyor.store();
+    let today = chrono::Utc::now().date_naive();
+    store
+        .add_history_partitions(today - chrono::Duration::days(40), today)
+        .await
+        .unwrap();
+    // Newest first: waiting jobs of the last hour; finished ones of today and
+    // yesterday; one created 30 h ago whose worker's clock put its finish 20 h
+    // earlier, before the history's most recent two days; finished ones created
+    // 40 h ago; then a few a day for a month.
+    for i in 0..30 {
+        insert_aged(&env, "PENDING", "NOOP", 0.5 + i as f64 / 100.0, None).await;
+    }
+    for i in 0..3 {
+        insert_aged(&env, "COMPLETED", "NOOP", 2.0 + i as f64 / 100.0, Some(1.0)).await;
+        insert_aged(&env, "FAILED", "FAIL", 26.0 + i as f64 / 100.0, Some(25.0)).await;
+    }
+    insert_aged(&env, "COMPLETED", "NOOP", 30.0, Some(50.0)).await;
+    for i in 0..3 {
+        insert_aged(
+            &env,
+            "COMPLETED",
+            "ECHO",
+            40.0 + i as f64 / 100.0,
+            Some(39.0),
+        )
+        .await;
+    }
+    for day in 3..33 {
+        for (i, (status, job_type)) in [
+            ("COMPLETED", "NOOP"),
+            ("FAILED", "FAIL"),
+            ("CANCELLED", "ECHO"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let created_h = day as f64 * 24.0 + i as f64;
+            insert_aged(&env, status, job_type, created_h, Some(created_h - 0.5)).await;
+        }
+    }
+
+    let filters = [
+        (JobFilter::default(), "TRUE"),
+        (
+            JobFilter {
+                status: Some(JobStatus::Completed),
+                ..JobFilter::default()
+            },
+            "status = 'COMPLETED'",
+        ),
+        (
+            JobFilter {
+                queue: Some(Q.to_string()),
+                job_type: Some("NOOP".to_string()),
+                ..JobFilter::default()
+            },
+            "queue_name = 'diagnostics' AND job_type = 'NOOP'",
+        ),
+        (
+            JobFilter {
+                status: Some(JobStatus::Failed),
+                ..JobFilter::default()
+            },
+            "status = 'FAILED'",
+        ),
+    ];
+    for (filter, predicate) in &filters {
+        for limit in [1, 5, 36, 37, 38, 39, 40, 50, 100, 200] {
+            for offset in [0, 2, 30, 36, 90] {
+                let listed: Vec<Uuid> = store
+                    .list_jobs(filter, limit, offset)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|j| j.id)
+                    .collect();
+                let all: Vec<Uuid> = sqlx::query_scalar(&format!(
+                    "SELECT id FROM jobs WHERE {predicate}
+                     ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+                ))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                assert_eq!(listed, all, "{predicate}, limit {limit}, offset {offset}");
+            }
+        }
     }
 }
 

@@ -20,6 +20,9 @@ const ATTEMPT_ROWS_FOR_COMPLETIONS: i64 = 20261207000004;
 /// keep waiting and running jobs apart from finished ones, by day of finish).
 const ONE_JOBS_TABLE: i64 = 20261207000005;
 
+/// The last migration whose attempt rows do not name their job's type.
+const UNTYPED_ATTEMPTS: i64 = 20261207000006;
+
 /// Applies the embedded migrations up to and including `version`.
 async fn migrate_to(pool: &PgPool, version: i64) {
     let earlier = Migrator {
@@ -350,5 +353,65 @@ async fn records_of_one_table_move_into_the_active_half_and_their_days_none_lost
             .await
             .unwrap(),
         2
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn attempts_logged_before_name_their_jobs_type_and_the_error_report_groups_by_it(
+    pool: PgPool,
+) {
+    migrate_to(&pool, UNTYPED_ATTEMPTS).await;
+    let noop = insert_record(&pool, "FAILED", 0, None, None).await;
+    let echo = insert_record(&pool, "RETRYING", 0, None, None).await;
+    sqlx::query("UPDATE jobs SET job_type = 'ECHO' WHERE id = $1")
+        .bind(echo)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let gone = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at,
+                                     duration_ms, error)
+         VALUES ($1, 1, 1, 'w1', 'FAILED', now() - interval '3 minutes', now() - interval '3 minutes', 5, 'boom'),
+                ($1, 1, 2, 'w1', 'FAILED', now() - interval '2 minutes', now() - interval '2 minutes', 5, 'boom'),
+                ($2, 1, 1, 'w1', 'LOST', now() - interval '1 minute', now() - interval '1 minute', 5, 'lost'),
+                ($3, 1, 1, 'w1', 'FAILED', now(), now(), 5, 'of a job no longer kept')",
+    )
+    .bind(noop)
+    .bind(echo)
+    .bind(gone)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    MIGRATOR.run(&pool).await.expect("later migrations apply");
+
+    let typed: Vec<(Uuid, i32, String)> =
+        sqlx::query_as("SELECT job_id, attempt, job_type FROM job_executions ORDER BY finished_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        typed,
+        vec![
+            (noop, 1, "NOOP".to_string()),
+            (noop, 2, "NOOP".to_string()),
+            (echo, 1, "ECHO".to_string()),
+        ],
+        "every attempt of a kept job names its type; the attempt of a job gone is dropped"
+    );
+    let report: Vec<(String, String, i64)> = Store::new(pool.clone())
+        .error_groups(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.job_type, g.message, g.count))
+        .collect();
+    assert_eq!(
+        report,
+        vec![
+            ("ECHO".to_string(), "lost".to_string(), 1),
+            ("NOOP".to_string(), "boom".to_string(), 2),
+        ]
     );
 }

@@ -192,9 +192,9 @@ async fn retention_keeps_exactly_the_newest_and_the_young_per_queue_and_state(po
     .unwrap();
     // One attempt logged per finished job.
     sqlx::query(
-        "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at,
+        "INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at,
                                      finished_at, duration_ms)
-         SELECT id, 1, 1, 'w', status, completed_at, completed_at, 0 FROM jobs
+         SELECT id, job_type, 1, 1, 'w', status, completed_at, completed_at, 0 FROM jobs
          WHERE status IN ('COMPLETED', 'FAILED') AND completed_at IS NOT NULL",
     )
     .execute(&env.pool)
@@ -459,8 +459,9 @@ async fn seed_day(env: &TestEnv, queue: &str, status: &str, n: i64, days_ago: i6
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms)
-         SELECT id, 1, 1, 'w', 'FAILED', completed_at, completed_at, 0 FROM jobs
+        "INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at, finished_at,
+                                     duration_ms)
+         SELECT id, job_type, 1, 1, 'w', 'FAILED', completed_at, completed_at, 0 FROM jobs
          WHERE id = ANY($1) AND status = 'FAILED'",
     )
     .bind(&ids)

@@ -309,11 +309,12 @@ impl TestEnv {
         error: Option<&str>,
         secs_ago: f64,
     ) {
-        sqlx::query(
+        let written = sqlx::query(
             "INSERT INTO job_executions
-                 (job_id, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
-             VALUES ($1, $2, 'w', $3, now() - make_interval(secs => $4),
-                     now() - make_interval(secs => $4), $5, $6)",
+                 (job_id, job_type, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
+             SELECT $1, job_type, $2, 'w', $3, now() - make_interval(secs => $4),
+                    now() - make_interval(secs => $4), $5, $6
+             FROM jobs WHERE id = $1",
         )
         .bind(id)
         .bind(attempt)
@@ -324,6 +325,7 @@ impl TestEnv {
         .execute(&self.pool)
         .await
         .expect("insert attempt");
+        assert_eq!(written.rows_affected(), 1, "attempt of an unknown job {id}");
     }
 
     pub async fn executions(&self, id: Uuid) -> Vec<Execution> {

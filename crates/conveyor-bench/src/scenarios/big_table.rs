@@ -248,9 +248,9 @@ impl Bench {
             done += size;
         }
         sqlx::query(
-            "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at,
+            "INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at,
                                          finished_at, duration_ms, error)
-             SELECT id, 1, a, 'bench-worker',
+             SELECT id, job_type, 1, a, 'bench-worker',
                     status,
                     started_at - (attempts - a) * interval '1 minute',
                     completed_at - (attempts - a) * interval '1 minute',
@@ -258,7 +258,7 @@ impl Bench {
                     error
              FROM jobs CROSS JOIN LATERAL generate_series(1, attempts) AS a
              WHERE status IN ('FAILED', 'CANCELLED')
-             ORDER BY 7",
+             ORDER BY 8",
         )
         .execute(&self.pool)
         .await

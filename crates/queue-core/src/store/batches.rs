@@ -40,8 +40,8 @@ impl Store {
         outbox: OutboxEntry,
     ) -> Result<Spawned, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let parent: Option<bool> = sqlx::query_scalar(
-            "SELECT cancel_requested FROM jobs
+        let parent: Option<(bool, String)> = sqlx::query_as(
+            "SELECT cancel_requested, job_type FROM jobs
              WHERE id = $1 AND completed_at IS NULL AND status = 'RUNNING' AND runs = $2 AND attempts = $3
                AND worker_id = $4
              FOR UPDATE",
@@ -52,14 +52,15 @@ impl Store {
         .bind(worker_id)
         .fetch_optional(&mut *tx)
         .await?;
-        match parent {
+        let job_type = match parent {
             None => return Ok(Spawned::Stale),
-            Some(true) => return Ok(Spawned::CancelRequested),
-            Some(false) => {}
-        }
+            Some((true, _)) => return Ok(Spawned::CancelRequested),
+            Some((false, job_type)) => job_type,
+        };
         sqlx::query(
-            "INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms)
-             VALUES ($1, $2, $3, $4, 'COMPLETED', $5, $6, conveyor_duration_ms($5, $6))
+            "INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at, finished_at,
+                                         duration_ms)
+             VALUES ($1, $7, $2, $3, $4, 'COMPLETED', $5, $6, conveyor_duration_ms($5, $6))
              ON CONFLICT (job_id, run, attempt) DO NOTHING",
         )
         .bind(held.id)
@@ -68,6 +69,7 @@ impl Store {
         .bind(worker_id)
         .bind(started_at)
         .bind(finished_at)
+        .bind(&job_type)
         .execute(&mut *tx)
         .await?;
         // The tally counts the children written (a child whose idempotency key is

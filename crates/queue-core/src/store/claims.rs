@@ -270,10 +270,11 @@ impl Store {
                 FROM input i
                 WHERE j.id = i.id AND j.id = ANY($1) AND j.status = 'RUNNING' AND j.completed_at IS NULL AND j.runs = i.run
                   AND j.attempts = i.attempt AND j.worker_id = i.worker_id
-                RETURNING j.id, j.status, j.runs, j.started_at, j.completed_at
+                RETURNING j.id, j.job_type, j.status, j.runs, j.started_at, j.completed_at
              ), logged AS (
-                INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
-                SELECT i.id, u.runs, i.attempt, i.worker_id, i.exec_status, i.started_at, i.finished_at,
+                INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at, finished_at,
+                                            duration_ms, error)
+                SELECT i.id, u.job_type, u.runs, i.attempt, i.worker_id, i.exec_status, i.started_at, i.finished_at,
                        conveyor_duration_ms(i.started_at, i.finished_at), i.error
                 FROM input i JOIN updated u ON u.id = i.id
                 WHERE i.exec_status <> 'COMPLETED'

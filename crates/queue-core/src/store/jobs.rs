@@ -26,6 +26,14 @@ pub struct InsertedJob {
     pub backoff: Option<Value>,
 }
 
+/// Windows of the history, in days back from now, that a job list reads before
+/// the whole of it (see [`Store::list_jobs`]).
+const RECENT_HISTORY_DAYS: [i64; 2] = [2, 8];
+
+/// How much earlier than a job's creation its recorded finish may be: the
+/// finish time is the worker's clock, the creation time PostgreSQL's.
+const FINISH_CLOCK_MARGIN_DAYS: i64 = 1;
+
 /// Filters of the job list.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -187,9 +195,16 @@ impl Store {
     /// that match the filter and hold jobs (read from the trigger-kept counters, a
     /// few small rows) each give the keys of their newest `offset + limit` jobs from
     /// that index, the merged keys are cut to the page, and only then are whole rows
-    /// read. Page 1 over 1 000 000 records takes a few milliseconds; a deep page
-    /// costs about (groups × (offset + limit)) index entries. A parent's children
-    /// are read over the parent index.
+    /// read. A deep page costs about (groups × (offset + limit)) index entries. A
+    /// parent's children are read over the parent index.
+    ///
+    /// Every day of the history is a partition with its own list index, so the
+    /// merge first reads only the waiting and running jobs and the last few days
+    /// of the history ([`RECENT_HISTORY_DAYS`]). Such a page is the page of all
+    /// records when it is full and its last job was created after the window
+    /// began plus [`FINISH_CLOCK_MARGIN_DAYS`]: a job left out finished before
+    /// the window, so it was created before that. Otherwise a wider window, and
+    /// at last the whole history, is read.
     pub async fn list_jobs(
         &self,
         filter: &JobFilter,
@@ -205,6 +220,35 @@ impl Store {
                 .push_bind(offset);
             return Ok(q.build_query_as().fetch_all(&self.pool).await?);
         }
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        for days in RECENT_HISTORY_DAYS {
+            let finished_since = Utc::now() - chrono::Duration::days(days);
+            let page = self
+                .merged_page(filter, limit, offset, Some(finished_since))
+                .await?;
+            let proven_from = finished_since + chrono::Duration::days(FINISH_CLOCK_MARGIN_DAYS);
+            let full = page.len() as i64 == limit;
+            if full && page.last().is_some_and(|job| job.created_at >= proven_from) {
+                return Ok(page);
+            }
+        }
+        self.merged_page(filter, limit, offset, None).await
+    }
+
+    /// The merge of [`Store::list_jobs`] over the waiting and running jobs and
+    /// the history of jobs finished at or after `finished_since` (all of it when
+    /// None).
+    async fn merged_page(
+        &self,
+        filter: &JobFilter,
+        limit: i64,
+        offset: i64,
+        finished_since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Job>, StoreError> {
+        // `completed_at >= $7` prunes the history's partitions when the plan is
+        // made (or, for a cached plan, when it starts).
         let sql = format!(
             "WITH groups AS (
                 SELECT queue_name, status, job_type FROM (
@@ -219,15 +263,18 @@ impl Store {
                 SELECT k.created_at, k.id FROM groups g CROSS JOIN LATERAL (
                     SELECT created_at, id FROM jobs
                     WHERE queue_name = g.queue_name AND status = g.status AND job_type = g.job_type
+                      AND (completed_at IS NULL OR completed_at >= COALESCE($7, '-infinity'))
                     ORDER BY created_at DESC, id DESC LIMIT $4
                 ) AS k
                 ORDER BY k.created_at DESC, k.id DESC LIMIT $5 OFFSET $6
              )
              SELECT {columns} FROM page JOIN jobs j ON j.id = page.id
-               -- A job finishes after it is created (a day of margin for the
-               -- workers' clocks): each row is looked up in the active half and
-               -- the days of the history from its creation on, not in every day.
-               AND (j.completed_at IS NULL OR j.completed_at >= page.created_at - interval '1 day')
+               -- A job finishes after it is created (give or take the workers'
+               -- clocks): each row is looked up in the active half and the days
+               -- of the history from its creation on, not in every day.
+               AND (j.completed_at IS NULL
+                    OR (j.completed_at >= COALESCE($7, '-infinity')
+                        AND j.completed_at >= page.created_at - make_interval(days => $8)))
              ORDER BY page.created_at DESC, page.id DESC",
             columns = qualified_job_columns("j")
         );
@@ -238,6 +285,8 @@ impl Store {
             .bind(offset.saturating_add(limit))
             .bind(limit)
             .bind(offset)
+            .bind(finished_since)
+            .bind(FINISH_CLOCK_MARGIN_DAYS as i32)
             .fetch_all(&self.pool)
             .await?)
     }

@@ -53,7 +53,7 @@ impl Store {
                       SELECT 1 FROM workers w WHERE w.id = j.worker_id AND w.last_heartbeat > j.lease_expires_at))
                 ORDER BY j.lease_expires_at LIMIT $1 FOR UPDATE OF j SKIP LOCKED
              ), old AS (
-                SELECT j.id, j.runs, j.attempts, j.worker_id, j.started_at FROM jobs j JOIN expired USING (id)
+                SELECT j.id, j.job_type, j.runs, j.attempts, j.worker_id, j.started_at FROM jobs j JOIN expired USING (id)
                 WHERE j.completed_at IS NULL
              ), updated AS (
                 UPDATE jobs j SET
@@ -66,8 +66,9 @@ impl Store {
                 FROM expired WHERE j.id = expired.id AND j.completed_at IS NULL
                 RETURNING j.id, j.queue_name, j.job_type, j.status, j.runs, j.attempts, j.error, j.completed_at
              ), logged AS (
-                INSERT INTO job_executions (job_id, run, attempt, worker_id, status, started_at, finished_at, duration_ms, error)
-                SELECT o.id, o.runs, o.attempts, COALESCE(o.worker_id, 'unknown'), 'LOST', COALESCE(o.started_at, now()), now(),
+                INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at, finished_at,
+                                            duration_ms, error)
+                SELECT o.id, o.job_type, o.runs, o.attempts, COALESCE(o.worker_id, 'unknown'), 'LOST', COALESCE(o.started_at, now()), now(),
                        conveyor_duration_ms(COALESCE(o.started_at, now()), now()),
                        'worker lost (lease expired)'
                 FROM old o

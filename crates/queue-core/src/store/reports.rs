@@ -49,39 +49,28 @@ impl Store {
     /// recently seen first, at most `limit` groups. The window bounds the work
     /// whatever the size of the log: each state is read newest first from the
     /// partial (status, finished_at) index of attempts that did not complete, and
-    /// the three streams are merged; attempts are summed per job before its type
-    /// is looked up (retries of one job share one look-up), in the partitions
-    /// that can hold it.
+    /// the three streams are merged. Each attempt row names its job's type, so no
+    /// job record is read.
     pub async fn error_groups(&self, limit: i64) -> Result<Vec<ErrorGroup>, StoreError> {
         Ok(sqlx::query_as(
             "WITH recent AS (
-                SELECT job_id, error, finished_at FROM (
-                    (SELECT job_id, error, finished_at FROM job_executions
+                SELECT job_type, error, finished_at FROM (
+                    (SELECT job_type, error, finished_at FROM job_executions
                      WHERE status = 'FAILED' ORDER BY finished_at DESC LIMIT $2)
                     UNION ALL
-                    (SELECT job_id, error, finished_at FROM job_executions
+                    (SELECT job_type, error, finished_at FROM job_executions
                      WHERE status = 'LOST' ORDER BY finished_at DESC LIMIT $2)
                     UNION ALL
-                    (SELECT job_id, error, finished_at FROM job_executions
+                    (SELECT job_type, error, finished_at FROM job_executions
                      WHERE status = 'CANCELLED' ORDER BY finished_at DESC LIMIT $2)
                 ) e
                 ORDER BY finished_at DESC LIMIT $2
-             ), per_job AS (
-                SELECT job_id, error, count(*) AS n, min(finished_at) AS first_at,
-                       max(finished_at) AS last_at
-                FROM recent WHERE error IS NOT NULL GROUP BY 1, 2
              )
-             SELECT j.job_type, r.error AS message, sum(r.n)::bigint AS count,
-                    min(r.first_at) AS first_occurred_at,
-                    max(r.last_at) AS last_occurred_at
-             FROM per_job r JOIN jobs j ON j.id = r.job_id
-               -- A job still waits or runs, or finished after its attempt did:
-               -- only the active half and the history's recent days are read
-               -- (a day of margin for the workers' clocks).
-               AND (j.completed_at IS NULL
-                    OR j.completed_at >= (SELECT min(first_at) - interval '1 day' FROM per_job))
-             GROUP BY j.job_type, r.error
-             ORDER BY last_occurred_at DESC, j.job_type, r.error
+             SELECT job_type, error AS message, count(*) AS count,
+                    min(finished_at) AS first_occurred_at, max(finished_at) AS last_occurred_at
+             FROM recent WHERE error IS NOT NULL
+             GROUP BY job_type, error
+             ORDER BY last_occurred_at DESC, job_type, error
              LIMIT $1",
         )
         .bind(limit)
