@@ -68,6 +68,30 @@ pub struct Undispatched {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+/// The jobs that outbox rows `$1` name and that Redis should hold: waiting ones
+/// (to push) and FAILED ones (to dead-letter). The ids are index conditions
+/// (whatever the statistics say of the active half's size), waiting jobs are
+/// looked up in the active half only, and only the ids not found there (the
+/// dead letters) in the history's days: a rebuild's rows name a thousand
+/// waiting jobs each.
+const UNDISPATCHED_SQL: &str = "WITH named AS (
+        SELECT array_agg(u.job_id) AS ids
+        FROM dispatch_outbox o CROSS JOIN LATERAL unnest(o.job_ids) AS u(job_id)
+        WHERE o.id = ANY($1)
+     ), active AS (
+        SELECT j.id, j.queue_name, j.job_type, j.status, j.priority, j.run_at, j.runs, j.attempts,
+               j.error, j.completed_at
+        FROM jobs j WHERE j.id = ANY((SELECT ids FROM named)::uuid[]) AND j.completed_at IS NULL
+     )
+     SELECT * FROM active WHERE status IN ('PENDING', 'DELAYED', 'RETRYING')
+     UNION ALL
+     SELECT j.id, j.queue_name, j.job_type, j.status, j.priority, j.run_at, j.runs, j.attempts,
+            j.error, j.completed_at
+     FROM jobs_history j
+     WHERE j.id = ANY((SELECT array_agg(u.id) FROM unnest((SELECT ids FROM named)) AS u(id)
+                       WHERE u.id NOT IN (SELECT id FROM active))::uuid[])
+       AND j.status = 'FAILED'";
+
 impl Store {
     /// Deletes outbox rows whose jobs were pushed.
     pub async fn outbox_done(&self, ids: &[Uuid]) -> Result<(), StoreError> {
@@ -109,17 +133,11 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        let named: Vec<Undispatched> = sqlx::query_as(
-            "SELECT j.id, j.queue_name, j.job_type, j.status, j.priority, j.run_at, j.runs, j.attempts,
-                    j.error, j.completed_at
-             FROM dispatch_outbox o CROSS JOIN LATERAL unnest(o.job_ids) AS u(job_id)
-             JOIN jobs j ON j.id = u.job_id
-             WHERE o.id = ANY($1) AND j.status IN ('PENDING', 'DELAYED', 'RETRYING', 'FAILED')",
-        )
-        .bind(&rows)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        let named: Vec<Undispatched> = sqlx::query_as(UNDISPATCHED_SQL)
+            .bind(&rows)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
         let (failed, waiting): (Vec<_>, Vec<_>) = named
             .into_iter()
             .partition(|r| r.status == JobStatus::Failed);
@@ -177,4 +195,107 @@ pub enum DispatchError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Broker(#[from] crate::error::BrokerError),
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use sqlx::PgPool;
+
+    use super::*;
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn a_sweep_looks_waiting_jobs_up_in_the_active_half_and_only_the_rest_in_the_history(
+        pool: PgPool,
+    ) {
+        let today = Utc::now().date_naive();
+        Store::new(pool.clone())
+            .add_history_partitions(today - chrono::Duration::days(10), today)
+            .await
+            .unwrap();
+        // Nine whole days of history, analysed.
+        sqlx::query(
+            "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at, completed_at)
+             SELECT gen_random_uuid(), 'diagnostics', 'NOOP', 'COMPLETED', '{}', 3, now(),
+                    date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                        - interval '9 days' + g * interval '38 seconds'
+             FROM generate_series(1, 20000) g",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("ANALYZE jobs").execute(&pool).await.unwrap();
+        // 1 000 waiting jobs, 10 FAILED ones, 5 COMPLETED ones: one outbox row
+        // names them all, as a rebuild after a Redis loss does.
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO jobs (id, queue_name, job_type, status, payload, max_attempts, run_at, completed_at)
+             SELECT gen_random_uuid(), 'diagnostics', 'NOOP', s, '{}', 3, now(),
+                    CASE WHEN s <> 'PENDING' THEN now() - g * interval '1 hour' END
+             FROM generate_series(1, 1015) g,
+                  LATERAL (SELECT CASE WHEN g <= 1000 THEN 'PENDING' WHEN g <= 1010 THEN 'FAILED'
+                                       ELSE 'COMPLETED' END AS s) st
+             RETURNING id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let outbox = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO dispatch_outbox (id, job_ids, writer_pushes) VALUES ($1, $2, false)",
+        )
+        .bind(outbox)
+        .bind(&ids)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+        let named: Vec<Undispatched> = sqlx::query_as(UNDISPATCHED_SQL)
+            .bind([outbox])
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let count = |status: JobStatus| named.iter().filter(|j| j.status == status).count();
+        assert_eq!(
+            (
+                count(JobStatus::Pending),
+                count(JobStatus::Failed),
+                named.len()
+            ),
+            (1000, 10, 1010)
+        );
+
+        let plan: serde_json::Value = sqlx::query_scalar(&format!(
+            "EXPLAIN (ANALYZE, FORMAT JSON) {UNDISPATCHED_SQL}"
+        ))
+        .bind([outbox])
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        // Each day of the history is read for the 15 ids not waiting at most,
+        // never for the 1 000 waiting ones, and never whole.
+        let (mut history_reads, mut history_rows) = (0, 0);
+        let mut stack = vec![&plan[0]["Plan"]];
+        while let Some(node) = stack.pop() {
+            let relation = node["Relation Name"].as_str().unwrap_or_default();
+            if relation.starts_with("jobs_history") {
+                history_reads += 1;
+                let loops = node["Actual Loops"].as_i64().unwrap_or(0);
+                assert!(loops <= 15, "{loops} reads of {relation}: {plan}");
+                let rows = node["Actual Rows"].as_i64().unwrap_or(0)
+                    + node["Rows Removed by Filter"].as_i64().unwrap_or(0);
+                history_rows += rows * loops;
+            }
+            if let Some(children) = node["Plans"].as_array() {
+                stack.extend(children);
+            }
+        }
+        assert!(
+            history_reads > 10,
+            "the history's days are in the plan: {plan}"
+        );
+        assert!(
+            history_rows <= 15,
+            "{history_rows} history rows read: {plan}"
+        );
+    }
 }
