@@ -474,18 +474,12 @@ mod tests {
         // The waiting-and-running half is read once, with the ids as its
         // condition: by its id index, or (while PostgreSQL takes it for nearly
         // empty, as its statistics say) in one pass; never once per id.
-        let mut reads = Vec::new();
-        let mut stack = vec![&plan[0]["Plan"]];
-        while let Some(node) = stack.pop() {
-            if node["Relation Name"] == "jobs_active" {
-                reads.push(node.clone());
-            }
-            if let Some(children) = node["Plans"].as_array() {
-                stack.extend(children);
-            }
-        }
+        let reads: Vec<_> = crate::store::plan_nodes(&plan)
+            .into_iter()
+            .filter(|node| node["Relation Name"] == "jobs_active")
+            .collect();
         assert_eq!(reads.len(), 1, "{plan}");
-        let read = &reads[0];
+        let read = reads[0];
         let condition = match read["Node Type"].as_str() {
             Some("Index Scan") => {
                 assert_eq!(read["Index Name"], "jobs_active_id_idx", "{plan}");

@@ -274,8 +274,7 @@ mod tests {
         // Each day of the history is read for the 15 ids not waiting at most,
         // never for the 1 000 waiting ones, and never whole.
         let (mut history_reads, mut history_rows) = (0, 0);
-        let mut stack = vec![&plan[0]["Plan"]];
-        while let Some(node) = stack.pop() {
+        for node in crate::store::plan_nodes(&plan) {
             let relation = node["Relation Name"].as_str().unwrap_or_default();
             if relation.starts_with("jobs_history") {
                 history_reads += 1;
@@ -284,9 +283,6 @@ mod tests {
                 let rows = node["Actual Rows"].as_i64().unwrap_or(0)
                     + node["Rows Removed by Filter"].as_i64().unwrap_or(0);
                 history_rows += rows * loops;
-            }
-            if let Some(children) = node["Plans"].as_array() {
-                stack.extend(children);
             }
         }
         assert!(

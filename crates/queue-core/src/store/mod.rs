@@ -168,3 +168,17 @@ impl Store {
         Ok(())
     }
 }
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan (for the plan tests).
+#[cfg(test)]
+pub(crate) fn plan_nodes(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut nodes = Vec::new();
+    let mut stack = vec![&plan[0]["Plan"]];
+    while let Some(node) = stack.pop() {
+        nodes.push(node);
+        if let Some(children) = node["Plans"].as_array() {
+            stack.extend(children);
+        }
+    }
+    nodes
+}
