@@ -24,11 +24,20 @@ use crate::job::{ExecutionStatus, JobStatus};
 /// statistics the planner made it the outer side of the join, a whole scan of
 /// the half for each statement. With the ids as an index condition, each plan
 /// it can choose looks them up.
+///
+/// It commits without waiting for the disk (one durable commit fewer between an
+/// enqueue and its handler): a PostgreSQL crash may undo it, leaving the job
+/// waiting at its previous attempt while the worker runs it. The worker's
+/// outcome is still written then (see [`Store::finish`]); nothing else of that
+/// attempt needed the claim to be durable (its lease lives in Redis too).
 const CLAIM_SQL: &str = concat!(
-    "UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, started_at = now(), worker_id = $2,
+    "WITH ",
+    relaxed_commit!(),
+    "
+ UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, started_at = now(), worker_id = $2,
                    progress = 0, progress_message = NULL,
                    lease_expires_at = now() + make_interval(secs => $3)
- FROM unnest($1::uuid[]) AS c(id)
+ FROM unnest($1::uuid[]) AS c(id), relaxed
  WHERE j.id = c.id AND j.id = ANY($1) AND j.completed_at IS NULL AND ",
     waits!("j.status"),
     " AND NOT j.cancel_requested
@@ -210,8 +219,12 @@ impl Store {
 
     /// Writes finished attempts in one statement (job rows, and an execution row for
     /// each attempt that did not complete: a completed one is its job's record).
-    /// Only rows still RUNNING the same attempt change; a retry of a job whose
-    /// cancellation was requested meanwhile ends CANCELLED. The jobs that go to
+    /// Only rows still RUNNING the same attempt for the same worker change, or
+    /// rows still waiting at the attempt before, in the same run: the claim
+    /// commits without waiting for the disk, and a PostgreSQL crash may have undone
+    /// it while the worker ran the attempt (whoever else claimed or finished the
+    /// job meanwhile moved it past both). A retry of a job whose cancellation was
+    /// requested meanwhile ends CANCELLED. The jobs that go to
     /// RETRYING (to push) or FAILED (to dead-letter) are named in outbox row
     /// `outbox` (the caller tells Redis, then deletes it). Returns the ids written
     /// with the status they got.
@@ -266,10 +279,13 @@ impl Store {
                     run_at = COALESCE(i.run_at, j.run_at),
                     completed_at = CASE WHEN i.status = 'RETRYING' AND NOT j.cancel_requested THEN NULL ELSE i.finished_at END,
                     progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,
-                    lease_expires_at = NULL
+                    lease_expires_at = NULL,
+                    -- The claim's own values, unless a crash undid the claim.
+                    attempts = i.attempt, started_at = i.started_at, worker_id = i.worker_id
                 FROM input i
-                WHERE j.id = i.id AND j.id = ANY($1) AND j.status = 'RUNNING' AND j.completed_at IS NULL AND j.runs = i.run
-                  AND j.attempts = i.attempt AND j.worker_id = i.worker_id
+                WHERE j.id = i.id AND j.id = ANY($1) AND j.completed_at IS NULL AND j.runs = i.run
+                  AND ((j.status = 'RUNNING' AND j.attempts = i.attempt AND j.worker_id = i.worker_id)
+                       OR ({} AND j.attempts = i.attempt - 1 AND NOT j.cancel_requested))
                 RETURNING j.id, j.job_type, j.status, j.runs, j.started_at, j.completed_at
              ), logged AS (
                 INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at, finished_at,
@@ -289,6 +305,7 @@ impl Store {
                 GROUP BY 2
              ), outbox AS ({})
              SELECT id, status FROM updated",
+            waits!("j.status"),
             outbox_cte("updated", "WHERE status IN ('RETRYING', 'FAILED')", "$11", "true")
         ))
         .bind(&ids)
@@ -505,5 +522,93 @@ mod tests {
             .unwrap();
         assert_eq!(claimed.len(), 40);
         assert!(claimed.iter().all(|c| c.attempts == 1));
+    }
+
+    fn attempt(id: Uuid, attempt: i32, worker: &str, state: FinalState) -> FinishedAttempt {
+        let started_at = Utc::now() - chrono::Duration::milliseconds(250);
+        FinishedAttempt {
+            id,
+            run: 1,
+            attempt,
+            worker_id: worker.into(),
+            started_at,
+            finished_at: started_at + chrono::Duration::milliseconds(200),
+            state,
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::store::MIGRATOR")]
+    async fn an_attempt_whose_claim_a_crash_undid_writes_its_outcome_once(pool: PgPool) {
+        let store = Store::new(pool.clone());
+        let jobs = insert(&pool, 3, "PENDING").await;
+        let (undone, overtaken, recovered) = (jobs[0], jobs[1], jobs[2]);
+        let done = || FinalState::Completed(serde_json::json!({"ok": true}));
+        let write = |a: FinishedAttempt| {
+            let store = store.clone();
+            async move { store.finish(&[a], Uuid::new_v4()).await.unwrap() }
+        };
+
+        // w1's claim of `undone` was lost: the job still waits at attempt 0.
+        let outcome = attempt(undone, 1, "w1", done());
+        let written = write(outcome.clone()).await;
+        assert_eq!(
+            written,
+            vec![Written {
+                id: undone,
+                status: JobStatus::Completed
+            }]
+        );
+        let (attempts, worker, started): (i32, String, DateTime<Utc>) =
+            sqlx::query_as("SELECT attempts, worker_id, started_at FROM jobs WHERE id = $1")
+                .bind(undone)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((attempts, worker.as_str()), (1, "w1"));
+        assert_eq!(
+            started.timestamp_micros(),
+            outcome.started_at.timestamp_micros()
+        );
+        // Once: another holder of the same attempt number writes nothing.
+        assert!(write(attempt(undone, 1, "w2", done())).await.is_empty());
+
+        // w1's claim of `overtaken` was lost and w2 claimed it since: only w2 writes.
+        let claimed = store
+            .claim(&[overtaken], "w2", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert!(write(attempt(overtaken, 1, "w1", done())).await.is_empty());
+        let written = write(attempt(overtaken, 1, "w2", done())).await;
+        assert_eq!(written.len(), 1);
+
+        // An attempt that lease recovery already counted (the job waits at it, not
+        // before it) writes nothing; the next attempt's retry is written and logged.
+        sqlx::query("UPDATE jobs SET attempts = 1, status = 'RETRYING' WHERE id = $1")
+            .bind(recovered)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(write(attempt(recovered, 1, "w1", done())).await.is_empty());
+        let retry = FinalState::Retrying {
+            error: "boom".into(),
+            run_at: Utc::now(),
+        };
+        let written = write(attempt(recovered, 2, "w1", retry)).await;
+        assert_eq!(
+            written,
+            vec![Written {
+                id: recovered,
+                status: JobStatus::Retrying
+            }]
+        );
+        let logged: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_executions WHERE job_id = $1 AND attempt = 2 AND status = 'FAILED'",
+        )
+        .bind(recovered)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(logged, 1);
     }
 }

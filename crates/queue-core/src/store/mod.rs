@@ -18,6 +18,20 @@ macro_rules! waits {
     };
 }
 
+/// A CTE that makes the statement joining it (`FROM …, relaxed`) commit without
+/// waiting for its WAL to reach the disk (`synchronous_commit = off` for that one
+/// transaction, with no extra round trip). Only for writes a PostgreSQL crash may
+/// undo without harm: a progress figure (the next one replaces it), an outbox
+/// deletion (the reconciler pushes those jobs again; the fence refuses what ran)
+/// and a claim (its attempt's outcome is still written: the completion's fence
+/// takes a job still waiting at the attempt before, see `Store::finish`). A macro
+/// so that `concat!` can put it into the statements' literals.
+macro_rules! relaxed_commit {
+    () => {
+        "relaxed AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+    };
+}
+
 mod admin;
 mod batches;
 mod cancel;
@@ -58,16 +72,8 @@ use std::time::Duration;
 
 use crate::error::StoreError;
 
-/// A CTE that makes the statement joining it (`FROM …, relaxed`) commit without
-/// waiting for its WAL to reach the disk (`synchronous_commit = off` for that one
-/// transaction, with no extra round trip). Only for writes a PostgreSQL crash may
-/// undo without harm: a progress figure (the next one replaces it) and an outbox
-/// deletion (the reconciler pushes those jobs again; the fence refuses what ran).
-/// Not for claims: a claim undone by a crash would leave a job waiting in
-/// PostgreSQL that Redis no longer holds (the fault suite's PostgreSQL restart
-/// caught exactly that).
-const RELAXED_COMMIT: &str =
-    "relaxed AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))";
+/// See `relaxed_commit!`.
+const RELAXED_COMMIT: &str = relaxed_commit!();
 
 /// How often a statement refused because its row moved is tried again.
 const MOVED_ROW_TRIES: usize = 5;
