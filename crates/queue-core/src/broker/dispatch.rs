@@ -10,8 +10,8 @@ use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
 use super::{
-    evalsha, parse_claim, scripts, Ack, Broker, ClaimReply, Dispatch, DLQ_MAX_LEN, PROMOTE_LIMIT,
-    PUSH_CHUNK,
+    evalsha, parse_claim, scripts, Ack, Broker, ClaimReply, Dispatch, JobEvent, DLQ_MAX_LEN,
+    PROMOTE_LIMIT, PUSH_CHUNK,
 };
 use crate::config::RateLimit;
 use crate::error::BrokerError;
@@ -95,10 +95,21 @@ impl Broker {
 
     /// Tells Redis about attempts PostgreSQL has recorded as finished.
     pub async fn ack(&self, acks: &[(String, Uuid, Ack)]) -> Result<(), BrokerError> {
-        if acks.is_empty() {
+        self.ack_and_publish(acks, &[]).await
+    }
+
+    /// [`Broker::ack`] plus the jobs' status events, in one pipeline: the
+    /// completer's one Redis round trip per batch.
+    pub async fn ack_and_publish(
+        &self,
+        acks: &[(String, Uuid, Ack)],
+        events: &[(Uuid, JobEvent)],
+    ) -> Result<(), BrokerError> {
+        if acks.is_empty() && events.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        self.add_job_events(&mut pipe, events)?;
         for (queue, id, ack) in acks {
             let k = self.keys(queue);
             let member = id.to_string();

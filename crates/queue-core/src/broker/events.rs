@@ -71,13 +71,23 @@ impl Broker {
             return Err(BrokerError::Unavailable);
         }
         let mut pipe = redis::pipe();
+        self.add_job_events(&mut pipe, events)?;
+        self.run_pipeline(&pipe).await
+    }
+
+    /// Adds one PUBLISH per event to `pipe`.
+    pub(super) fn add_job_events(
+        &self,
+        pipe: &mut redis::Pipeline,
+        events: &[(Uuid, JobEvent)],
+    ) -> Result<(), BrokerError> {
         for (id, event) in events {
             let payload =
                 serde_json::to_string(event).map_err(|e| BrokerError::Protocol(e.to_string()))?;
             pipe.publish(keys::job_events_channel(&self.prefix, id), payload)
                 .ignore();
         }
-        self.run_pipeline(&pipe).await
+        Ok(())
     }
 }
 

@@ -64,37 +64,33 @@ impl Completer {
         outboxes.push(outbox);
         Ok(statuses(written))
     }
+}
 
-    /// Publishes the written outcomes as status events, one pipeline per batch
-    /// (after PostgreSQL committed them; a failure only costs the live view).
-    pub(super) async fn publish_statuses(
-        &self,
-        finished: &[Completion],
-        written: &HashMap<Uuid, JobStatus>,
-    ) {
-        let events: Vec<(Uuid, JobEvent)> = finished
-            .iter()
-            .filter_map(|c| {
-                let a = &c.attempt;
-                let status = *written.get(&a.id)?;
-                let error = match &a.state {
-                    FinalState::Completed(_) => None,
-                    FinalState::Retrying { error, .. }
-                    | FinalState::Failed(error)
-                    | FinalState::Cancelled(error) => Some(error.clone()),
-                };
-                let event = JobEvent::Status {
-                    status,
-                    attempts: a.attempt,
-                    error,
-                };
-                Some((a.id, event))
-            })
-            .collect();
-        if let Err(e) = self.broker.publish_job_events(&events).await {
-            tracing::debug!(error = %e, "status publish failed");
-        }
-    }
+/// The written outcomes as status events (published with the acknowledgement,
+/// after PostgreSQL committed them; a lost one only costs the live view).
+pub(super) fn status_events(
+    finished: &[Completion],
+    written: &HashMap<Uuid, JobStatus>,
+) -> Vec<(Uuid, JobEvent)> {
+    finished
+        .iter()
+        .filter_map(|c| {
+            let a = &c.attempt;
+            let status = *written.get(&a.id)?;
+            let error = match &a.state {
+                FinalState::Completed(_) => None,
+                FinalState::Retrying { error, .. }
+                | FinalState::Failed(error)
+                | FinalState::Cancelled(error) => Some(error.clone()),
+            };
+            let event = JobEvent::Status {
+                status,
+                attempts: a.attempt,
+                error,
+            };
+            Some((a.id, event))
+        })
+        .collect()
 }
 
 fn statuses(written: Vec<Written>) -> HashMap<Uuid, JobStatus> {

@@ -19,6 +19,7 @@ mod tests;
 
 use acks::ack_for;
 pub(crate) use batches::Spawn;
+use finish::status_events;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,6 +162,7 @@ impl Completer {
             }
         }
         let mut acks = Vec::with_capacity(done.len());
+        let mut events = Vec::new();
         // Each statement names the jobs Redis must hear about (retries, dead letters,
         // releases) in an outbox row of its own; each is deleted once Redis has them.
         let mut outboxes = Vec::new();
@@ -169,7 +171,7 @@ impl Completer {
             .await;
         if !finished.is_empty() {
             let written = self.write_finished(&mut finished, &mut outboxes).await;
-            self.publish_statuses(&finished, &written).await;
+            events = status_events(&finished, &written);
             for c in &finished {
                 let status = written.get(&c.attempt.id).copied();
                 self.count(c, status);
@@ -205,7 +207,9 @@ impl Completer {
         // Written (or given up): no longer ours to renew.
         self.running.remove(done);
         let told_redis = spawned || acks.iter().any(|(_, _, a)| !matches!(a, Ack::Done));
-        match self.broker.ack(&acks).await {
+        // The status events ride in the acknowledgement's pipeline: after
+        // PostgreSQL committed, without a round trip of their own.
+        match self.broker.ack_and_publish(&acks, &events).await {
             Ok(()) if told_redis => {
                 if let Err(e) = self.store.outbox_done(&outboxes).await {
                     tracing::warn!(error = %e, "could not delete the outbox rows of acknowledged jobs");
