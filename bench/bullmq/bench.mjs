@@ -32,7 +32,12 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY) || 100;
 const BULK_CHUNK = 10_000;
 const E2E_CHUNK = 1_000;
 
-const now = () => performance.timeOrigin + performance.now();
+// CLOCK_MONOTONIC in ms: one clock for every process of the machine, so a time
+// taken in the producer and one taken in the worker process compare.
+// (`performance.timeOrigin + performance.now()` is each process's start on the wall
+// clock plus its own monotonic time: two processes disagree by however much the
+// wall clock was slewed since the older one started, milliseconds on a VM.)
+const now = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error('[bullmq]', ...a);
 const connection = () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
