@@ -327,7 +327,8 @@ impl Store {
     /// Gives attempts back without counting them (graceful shutdown, or a job type
     /// at its cap): waiting again after `delays_ms` (PENDING, or DELAYED), attempts −
     /// 1, named in outbox row `outbox` (the caller pushes them, then deletes it).
-    /// Returns the ids given back.
+    /// Guarded as [`Store::finish`] is, so an attempt whose claim a crash undid
+    /// is given back too. Returns the ids given back.
     pub async fn release(
         &self,
         held: &[HeldAttempt],
@@ -351,15 +352,17 @@ impl Store {
                 UPDATE jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELLED'
                                                 WHEN h.delay_ms > 0 THEN 'DELAYED' ELSE 'PENDING' END,
                         completed_at = CASE WHEN j.cancel_requested THEN now() END,
-                        attempts = j.attempts - 1, started_at = NULL, worker_id = NULL,
+                        attempts = h.attempt - 1, started_at = NULL, worker_id = NULL,
                         run_at = now() + make_interval(secs => h.delay_ms / 1000.0),
                         lease_expires_at = NULL
                 FROM unnest($1::uuid[], $2::int[], $3::int[], $6::bigint[]) AS h(id, run, attempt, delay_ms)
-                WHERE j.id = h.id AND j.id = ANY($1) AND j.status = 'RUNNING' AND j.completed_at IS NULL AND j.runs = h.run
-                  AND j.attempts = h.attempt AND j.worker_id = $4
+                WHERE j.id = h.id AND j.id = ANY($1) AND j.completed_at IS NULL AND j.runs = h.run
+                  AND ((j.status = 'RUNNING' AND j.attempts = h.attempt AND j.worker_id = $4)
+                       OR ({} AND j.attempts = h.attempt - 1 AND NOT j.cancel_requested))
                 RETURNING j.id, j.status
              ), outbox AS ({})
              SELECT id FROM released",
+            waits!("j.status"),
             outbox_cte("released", "WHERE status IN ('PENDING', 'DELAYED')", "$5", "true")
         );
         retry_if_moved(|| {
@@ -538,7 +541,9 @@ mod tests {
     }
 
     #[sqlx::test(migrator = "crate::store::MIGRATOR")]
-    async fn an_attempt_whose_claim_a_crash_undid_writes_its_outcome_once(pool: PgPool) {
+    async fn an_attempt_whose_claim_a_crash_undid_writes_its_outcome_once_or_is_given_back(
+        pool: PgPool,
+    ) {
         let store = Store::new(pool.clone());
         let jobs = insert(&pool, 3, "PENDING").await;
         let (undone, overtaken, recovered) = (jobs[0], jobs[1], jobs[2]);
@@ -581,6 +586,32 @@ mod tests {
         assert!(write(attempt(overtaken, 1, "w1", done())).await.is_empty());
         let written = write(attempt(overtaken, 1, "w2", done())).await;
         assert_eq!(written.len(), 1);
+
+        // A release of an attempt whose claim was undone gives the job back at
+        // its attempt (nothing counted) and names it for Redis.
+        let released_job = insert(&pool, 1, "PENDING").await[0];
+        let held = HeldAttempt {
+            id: released_job,
+            run: 1,
+            attempt: 1,
+        };
+        let outbox = Uuid::new_v4();
+        let released = store.release(&[held], &[0], "w1", outbox).await.unwrap();
+        assert_eq!(released, vec![released_job]);
+        let (status, attempts): (String, i32) =
+            sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1")
+                .bind(released_job)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((status.as_str(), attempts), ("PENDING", 0));
+        let named: Vec<Uuid> =
+            sqlx::query_scalar("SELECT unnest(job_ids) FROM dispatch_outbox WHERE id = $1")
+                .bind(outbox)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(named, vec![released_job]);
 
         // An attempt that lease recovery already counted (the job waits at it, not
         // before it) writes nothing; the next attempt's retry is written and logged.
