@@ -46,6 +46,26 @@ const CLAIM_SQL: &str = concat!(
            j.started_at"
 );
 
+/// The guard of an attempt's outcome and of its release: the job is still
+/// RUNNING this attempt for this worker, or still waiting at the attempt before
+/// (a PostgreSQL crash undid the claim, which commits without waiting for the
+/// disk). The run is checked by the statement.
+macro_rules! still_held {
+    ($attempt:literal, $worker:literal) => {
+        concat!(
+            "((j.status = 'RUNNING' AND j.attempts = ",
+            $attempt,
+            " AND j.worker_id = ",
+            $worker,
+            ") OR (",
+            waits!("j.status"),
+            " AND j.attempts = ",
+            $attempt,
+            " - 1 AND NOT j.cancel_requested))"
+        )
+    };
+}
+
 /// A job a worker now holds.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedJob {
@@ -284,8 +304,7 @@ impl Store {
                     attempts = i.attempt, started_at = i.started_at, worker_id = i.worker_id
                 FROM input i
                 WHERE j.id = i.id AND j.id = ANY($1) AND j.completed_at IS NULL AND j.runs = i.run
-                  AND ((j.status = 'RUNNING' AND j.attempts = i.attempt AND j.worker_id = i.worker_id)
-                       OR ({} AND j.attempts = i.attempt - 1 AND NOT j.cancel_requested))
+                  AND {}
                 RETURNING j.id, j.job_type, j.status, j.runs, j.started_at, j.completed_at
              ), logged AS (
                 INSERT INTO job_executions (job_id, job_type, run, attempt, worker_id, status, started_at, finished_at,
@@ -305,7 +324,7 @@ impl Store {
                 GROUP BY 2
              ), outbox AS ({})
              SELECT id, status FROM updated",
-            waits!("j.status"),
+            still_held!("i.attempt", "i.worker_id"),
             outbox_cte("updated", "WHERE status IN ('RETRYING', 'FAILED')", "$11", "true")
         ))
         .bind(&ids)
@@ -357,12 +376,11 @@ impl Store {
                         lease_expires_at = NULL
                 FROM unnest($1::uuid[], $2::int[], $3::int[], $6::bigint[]) AS h(id, run, attempt, delay_ms)
                 WHERE j.id = h.id AND j.id = ANY($1) AND j.completed_at IS NULL AND j.runs = h.run
-                  AND ((j.status = 'RUNNING' AND j.attempts = h.attempt AND j.worker_id = $4)
-                       OR ({} AND j.attempts = h.attempt - 1 AND NOT j.cancel_requested))
+                  AND {}
                 RETURNING j.id, j.status
              ), outbox AS ({})
              SELECT id FROM released",
-            waits!("j.status"),
+            still_held!("h.attempt", "$4"),
             outbox_cte("released", "WHERE status IN ('PENDING', 'DELAYED')", "$5", "true")
         );
         retry_if_moved(|| {
